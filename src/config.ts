@@ -1,0 +1,168 @@
+/**
+ * Configuration: parsed once, at the edge, from an env object passed in. Every bad variable
+ * is collected and reported at once (one line each, naming the variable, the value and what
+ * is accepted); main exits 2 on any. The table below is also what `--help` prints, so the
+ * help text cannot drift from the parser.
+ */
+
+export type LogLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
+
+export interface Config {
+  readonly upstreamUrl: URL;
+  readonly host: string;
+  readonly port: number;
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly maxRetries: number;
+  readonly retryDelayMs: number;
+  readonly retryMaxDelayMs: number;
+  readonly rateLimitEnabled: boolean;
+  readonly rateLimitRequests: number;
+  readonly rateLimitWindowSec: number;
+  readonly trustProxy: boolean;
+  readonly breakerEnabled: boolean;
+  readonly breakerThreshold: number;
+  readonly breakerOpenMs: number;
+  readonly maxConcurrentRequests: number;
+  readonly queueSize: number;
+  readonly queueTimeoutMs: number;
+  readonly retryBudgetRatio: number;
+  readonly logLevel: LogLevel;
+  readonly requestLogEnabled: boolean;
+  readonly metricsEnabled: boolean;
+  readonly shutdownTimeoutMs: number;
+  readonly logDir: string;
+  readonly upstreamHttp2: boolean;
+  readonly poolSize: number;
+  readonly maxRequestBodyBytes: number;
+  readonly maxReplayBodyBytes: number;
+}
+
+type Parser = (raw: string) => unknown;
+interface VarSpec {
+  readonly name: string;
+  readonly def: string;
+  readonly accepts: string;
+  readonly help: string;
+  readonly parse: Parser;
+}
+
+const BAD = Symbol('bad');
+
+const seconds = (min: number, minInclusive: boolean) => (raw: string) => {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || (minInclusive ? n < min : n <= min)) return BAD;
+  return Math.round(n * 1000);
+};
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => (raw: string) => {
+  const n = Number(raw);
+  return /^\s*\d+\s*$/.test(raw) && n >= min && n <= max ? n : BAD;
+};
+const ratio = (raw: string) => {
+  const n = Number(raw);
+  return raw.trim() !== '' && Number.isFinite(n) && n >= 0 && n <= 1 ? n : BAD;
+};
+const bool = (raw: string) => {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return BAD;
+};
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+const bytes = (raw: string) => {
+  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(raw);
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) return BAD;
+  const n = Number(m[1]) * unit;
+  return n >= 1 && Number.isSafeInteger(n) ? n : BAD;
+};
+const upstreamUrl = (raw: string) => {
+  try {
+    const u = new URL(raw.trim());
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.search || u.hash) return BAD;
+    return u;
+  } catch {
+    return BAD;
+  }
+};
+const logLevel = (raw: string) => {
+  const v = raw.trim().toUpperCase();
+  const level = v === 'WARN' ? 'WARNING' : v;
+  return ['DEBUG', 'INFO', 'WARNING', 'ERROR'].includes(level) ? level : BAD;
+};
+const nonEmpty = (raw: string) => (raw.trim() === '' ? BAD : raw.trim());
+
+const SECONDS_POS = 'a number of seconds > 0 (fractions allowed)';
+const SECONDS_NONNEG = 'a number of seconds >= 0 (fractions allowed)';
+const BOOL = 'true or false (also 1/0, yes/no, on/off)';
+
+/** Every variable: name, default, what is accepted, what it means. Order = help order. */
+export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
+  { key: 'upstreamUrl', name: 'UPSTREAM_URL', def: 'http://127.0.0.1:8001', accepts: 'an http:// or https:// URL without credentials, query or fragment', help: 'upstream LLM service; a path prefix is kept (http://llm.internal:8000/openai)', parse: upstreamUrl },
+  { key: 'host', name: 'HOST', def: '0.0.0.0', accepts: 'a listen address', help: 'listen address', parse: nonEmpty },
+  { key: 'port', name: 'PORT', def: '8000', accepts: 'an integer 0-65535', help: 'listen port (0 = any free port; the chosen port is logged)', parse: integer(0, 65535) },
+  { key: 'timeoutMs', name: 'TIMEOUT', def: '300', accepts: SECONDS_POS, help: 'wait for the answer to begin (all attempts together, then 504) and for the next chunk of a stream; a stream that keeps producing is never cut', parse: seconds(0, false) },
+  { key: 'connectTimeoutMs', name: 'CONNECT_TIMEOUT', def: '30', accepts: SECONDS_POS, help: 'seconds to establish an upstream connection', parse: seconds(0, false) },
+  { key: 'maxRetries', name: 'MAX_RETRIES', def: '3', accepts: 'an integer >= 0', help: 'retries after the first attempt', parse: integer(0, 100) },
+  { key: 'retryDelayMs', name: 'RETRY_DELAY', def: '1', accepts: SECONDS_NONNEG, help: 'base backoff; retry n waits RETRY_DELAY x 2^(n-1) +-20%', parse: seconds(0, true) },
+  { key: 'retryMaxDelayMs', name: 'RETRY_MAX_DELAY', def: '30', accepts: SECONDS_NONNEG, help: 'cap on one backoff wait', parse: seconds(0, true) },
+  { key: 'rateLimitEnabled', name: 'RATE_LIMIT_ENABLED', def: 'true', accepts: BOOL, help: 'token bucket per client', parse: bool },
+  { key: 'rateLimitRequests', name: 'RATE_LIMIT_REQUESTS', def: '100', accepts: 'an integer >= 1', help: 'bucket size, refilled at this many per window', parse: integer(1) },
+  { key: 'rateLimitWindowSec', name: 'RATE_LIMIT_WINDOW', def: '60', accepts: SECONDS_POS, help: 'window in seconds', parse: (raw) => { const ms = seconds(0, false)(raw); return ms === BAD ? BAD : (ms as number) / 1000; } },
+  { key: 'trustProxy', name: 'TRUST_PROXY', def: 'false', accepts: BOOL, help: 'take the client address from X-Forwarded-For (only behind a trusted balancer)', parse: bool },
+  { key: 'breakerEnabled', name: 'CIRCUIT_BREAKER_ENABLED', def: 'true', accepts: BOOL, help: 'fail fast while the upstream is down', parse: bool },
+  { key: 'breakerThreshold', name: 'CIRCUIT_BREAKER_THRESHOLD', def: '5', accepts: 'an integer >= 1', help: 'consecutive upstream failures that open the breaker', parse: integer(1) },
+  { key: 'breakerOpenMs', name: 'CIRCUIT_BREAKER_TIMEOUT', def: '60', accepts: SECONDS_POS, help: 'seconds open before a half-open probe', parse: seconds(0, false) },
+  { key: 'maxConcurrentRequests', name: 'MAX_CONCURRENT_REQUESTS', def: '0', accepts: 'an integer >= 0', help: 'cap on requests in flight to the upstream (0 = no cap); the rest queue', parse: integer(0) },
+  { key: 'queueSize', name: 'QUEUE_SIZE', def: '100', accepts: 'an integer >= 0', help: 'requests that may wait for a slot; beyond it 503', parse: integer(0) },
+  { key: 'queueTimeoutMs', name: 'QUEUE_TIMEOUT', def: '30', accepts: SECONDS_POS, help: 'longest wait for a slot before 503', parse: seconds(0, false) },
+  { key: 'retryBudgetRatio', name: 'RETRY_BUDGET', def: '0.2', accepts: 'a number from 0 to 1', help: 'retries in flight allowed as a share of requests in flight (at least 3)', parse: ratio },
+  { key: 'logLevel', name: 'LOG_LEVEL', def: 'INFO', accepts: 'DEBUG, INFO, WARNING or ERROR (any case)', help: 'application log level', parse: logLevel },
+  { key: 'requestLogEnabled', name: 'REQUEST_LOG_ENABLED', def: 'true', accepts: BOOL, help: 'JSONL audit log LOG_DIR/requests.log', parse: bool },
+  { key: 'metricsEnabled', name: 'METRICS_ENABLED', def: 'true', accepts: BOOL, help: '/metrics (404 when off)', parse: bool },
+  { key: 'shutdownTimeoutMs', name: 'SHUTDOWN_TIMEOUT', def: '30', accepts: SECONDS_NONNEG, help: 'seconds to drain in-flight requests on SIGTERM/SIGINT', parse: seconds(0, true) },
+  { key: 'logDir', name: 'LOG_DIR', def: 'logs', accepts: 'a directory path', help: 'where proxy.log and requests.log go', parse: nonEmpty },
+  { key: 'upstreamHttp2', name: 'UPSTREAM_HTTP2', def: 'false', accepts: BOOL, help: 'HTTP/2 to the upstream (ALPN on https, prior knowledge on http)', parse: bool },
+  { key: 'poolSize', name: 'POOL_SIZE', def: '1024', accepts: 'an integer >= 1', help: 'upstream connections at most (HTTP/1.1 sockets, or HTTP/2 sessions); idle ones are kept alive', parse: integer(1) },
+  { key: 'maxRequestBodyBytes', name: 'MAX_REQUEST_BODY', def: '512MiB', accepts: 'bytes, optionally with a unit (k, m, g, KiB, MiB, GiB)', help: 'larger request bodies get 413', parse: bytes },
+  { key: 'maxReplayBodyBytes', name: 'MAX_REPLAY_BODY', def: '16MiB', accepts: 'bytes, optionally with a unit (k, m, g, KiB, MiB, GiB)', help: 'request bodies up to this size are kept for retries; larger ones stream through and are not retried once sent', parse: bytes },
+];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parse and validate; throws ConfigError listing every bad variable. */
+export function parseConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const v of VARIABLES) {
+    const given = env[v.name];
+    const raw = given === undefined ? v.def : given;
+    const value = v.parse(raw);
+    if (value === BAD) {
+      problems.push(`config error: ${v.name}=${JSON.stringify(raw)} is not accepted; expected ${v.accepts}`);
+    } else {
+      out[v.key] = value;
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(out) as unknown as Config;
+}
+
+/** The text `node dist/main.js --help` prints. */
+export function helpText(): string {
+  const lines = [
+    'openai-proxy: a reverse proxy for the OpenAI API in front of your own LLM servers.',
+    '',
+    'Usage: node dist/main.js            (configured by environment variables only)',
+    '',
+    'Environment variables (default in brackets):',
+  ];
+  for (const v of VARIABLES) lines.push(`  ${v.name.padEnd(26)} [${v.def}]  ${v.help}`);
+  lines.push('', 'Endpoints: GET / , /health, /stats, /metrics; everything under /v1/ is forwarded.');
+  return lines.join('\n');
+}
