@@ -1,0 +1,418 @@
+// Checks the fake OpenAI upstream used by the demo, the e2e tests and the benchmark,
+// talking to it directly with node:http / node:http2 / its own WebSocket client.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { fileURLToPath } from 'node:url';
+import { startFakeUpstream, wsConnect } from '../../scripts/fake-upstream.mjs';
+
+const SCRIPT = fileURLToPath(new URL('../../scripts/fake-upstream.mjs', import.meta.url));
+const sha256 = (/** @type {Buffer} */ b) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * One HTTP/1.1 request on a fresh connection.
+ * @param {string} url
+ * @param {{method?: string, headers?: Record<string,string>, body?: string|Buffer}} [opts]
+ * @returns {Promise<{status: number, headers: http.IncomingHttpHeaders, body: Buffer}>}
+ */
+function request(url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** @param {string} url @param {object} value @param {Record<string,string>} [headers] */
+const postJson = (url, value, headers = {}) =>
+  request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(value) });
+
+/** @param {Buffer} body */
+const sseData = (body) =>
+  body
+    .toString('utf8')
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: '))
+    .map((e) => e.slice('data: '.length));
+
+/**
+ * One HTTP/2 request on an existing session.
+ * @param {http2.ClientHttp2Session} session
+ * @param {Record<string,string>} headers
+ * @param {string|Buffer} [body]
+ */
+function h2Request(session, headers, body) {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    const chunks = [];
+    let responseHeaders = {};
+    stream.on('response', (h) => (responseHeaders = h));
+    stream.on('data', (c) => chunks.push(c));
+    stream.on('end', () => resolve({ status: responseHeaders[':status'], headers: responseHeaders, body: Buffer.concat(chunks) }));
+    stream.on('error', reject);
+    stream.end(body);
+  });
+}
+
+/** A multipart body with a file whose bytes include every value and CRLF/-- sequences. */
+function multipartBody(boundary, fields, file) {
+  const parts = [];
+  for (const [name, value] of Object.entries(fields)) {
+    parts.push(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+  }
+  parts.push(
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${file.name}"\r\ncontent-type: application/octet-stream\r\n\r\n`),
+    file.content,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  );
+  return Buffer.concat(parts);
+}
+
+test('h1: models list, model lookup and unknown model 404 shape', async (t) => {
+  const fake = await startFakeUpstream();
+  t.after(() => fake.close());
+  assert.match(fake.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+
+  const list = await request(`${fake.url}/v1/models`);
+  assert.equal(list.status, 200);
+  assert.equal(list.headers['content-type'], 'application/json');
+  const ids = JSON.parse(list.body.toString()).data.map((/** @type {any} */ m) => m.id);
+  assert.deepEqual(ids, ['fake-model', 'fake-model-2', 'fake-embed', 'fake-tts', 'fake-whisper']);
+
+  const one = await request(`${fake.url}/v1/models/fake-model-2`);
+  assert.deepEqual(JSON.parse(one.body.toString()), { id: 'fake-model-2', object: 'model', created: 1700000000, owned_by: 'fake' });
+
+  const missing = await postJson(`${fake.url}/v1/chat/completions`, { model: 'gpt-4', messages: [] });
+  assert.equal(missing.status, 404);
+  const { error } = JSON.parse(missing.body.toString());
+  assert.equal(error.type, 'invalid_request_error');
+  assert.equal(error.code, 'model_not_found');
+  assert.equal(error.param, null);
+  assert.match(error.message, /The model 'gpt-4' does not exist/);
+
+  const unknownUrl = await request(`${fake.url}/v1/nope`);
+  assert.equal(unknownUrl.status, 404);
+  assert.equal(JSON.parse(unknownUrl.body.toString()).error.message, 'Invalid URL (GET /v1/nope)');
+
+  const badJson = await request(`${fake.url}/v1/chat/completions`, { method: 'POST', body: '{nope' });
+  assert.equal(badJson.status, 400);
+  assert.equal(JSON.parse(badJson.body.toString()).error.type, 'invalid_request_error');
+});
+
+test('h1: chat stream of N chunks with usage, then [DONE]; non-stream usage', async (t) => {
+  const fake = await startFakeUpstream({ chunkDelayMs: 1 });
+  t.after(() => fake.close());
+  const messages = [{ role: 'user', content: 'one two three' }, { role: 'user', content: [{ type: 'text', text: 'four five' }] }];
+
+  const res = await postJson(
+    `${fake.url}/v1/chat/completions`,
+    { model: 'fake-model', stream: true, stream_options: { include_usage: true }, messages },
+    { 'x-fake-chunks': '4' },
+  );
+  assert.equal(res.status, 200);
+  assert.equal(res.headers['content-type'], 'text/event-stream');
+  assert.equal(res.headers['cache-control'], 'no-cache');
+  const events = sseData(res.body);
+  assert.equal(events.length, 6);
+  assert.equal(events.at(-1), '[DONE]');
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+  assert.deepEqual(chunks.slice(0, 4).map((c) => c.choices[0].delta.content), ['tok0 ', 'tok1 ', 'tok2 ', 'tok3 ']);
+  assert.equal(chunks[3].choices[0].finish_reason, 'stop');
+  assert.ok(chunks.slice(0, 4).every((c) => c.usage === null && c.object === 'chat.completion.chunk'));
+  assert.deepEqual(chunks[4].choices, []);
+  assert.deepEqual(chunks[4].usage, { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 });
+
+  const plain = await postJson(`${fake.url}/v1/chat/completions`, { model: 'fake-model', messages }, { 'x-fake-chunks': '3' });
+  const completion = JSON.parse(plain.body.toString());
+  assert.equal(completion.object, 'chat.completion');
+  assert.match(completion.id, /^chatcmpl-\d+$/);
+  assert.equal(completion.choices[0].message.content, 'tok0 tok1 tok2 ');
+  assert.deepEqual(completion.usage, { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
+
+  assert.equal(fake.stats.attempts, 2);
+  assert.equal(fake.stats.attemptsByPath['/v1/chat/completions'], 2);
+  assert.equal(fake.stats.completed, 2);
+  assert.equal(fake.stats.lastRequest?.method, 'POST');
+  assert.equal(fake.stats.lastRequest?.bodySha256, sha256(Buffer.from(JSON.stringify({ model: 'fake-model', messages }))));
+});
+
+test('h1: multipart file upload then byte-exact download; transcription hashes', async (t) => {
+  const fake = await startFakeUpstream();
+  t.after(() => fake.close());
+  const content = Buffer.concat([
+    Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+    Buffer.from('\r\n--not-the-boundary\r\n\r\n'),
+    Buffer.from(Array.from({ length: 256 }, (_, i) => 255 - i)),
+  ]);
+  const boundary = '----fake-test-boundary-7MA4YWxk';
+  const body = multipartBody(boundary, { purpose: 'batch' }, { name: 'data.bin', content });
+  const headers = { 'content-type': `multipart/form-data; boundary=${boundary}` };
+
+  const up = await request(`${fake.url}/v1/files`, { method: 'POST', headers, body });
+  assert.equal(up.status, 200);
+  const meta = JSON.parse(up.body.toString());
+  assert.equal(meta.object, 'file');
+  assert.equal(meta.bytes, content.length);
+  assert.equal(meta.filename, 'data.bin');
+  assert.equal(meta.purpose, 'batch');
+  assert.equal(meta.sha256, sha256(content));
+
+  const down = await request(`${fake.url}/v1/files/${meta.id}/content`);
+  assert.equal(down.status, 200);
+  assert.equal(down.headers['content-type'], 'application/octet-stream');
+  assert.equal(Number(down.headers['content-length']), content.length);
+  assert.ok(down.body.equals(content));
+  assert.deepEqual(JSON.parse((await request(`${fake.url}/v1/files/${meta.id}`)).body.toString()), meta);
+  assert.equal((await request(`${fake.url}/v1/files/file-404/content`)).status, 404);
+
+  const transcript = await request(`${fake.url}/v1/audio/transcriptions`, {
+    method: 'POST',
+    headers,
+    body: multipartBody(boundary, { model: 'fake-whisper' }, { name: 'a.mp3', content }),
+  });
+  const t1 = JSON.parse(transcript.body.toString());
+  assert.equal(t1.text, 'fake transcript');
+  assert.equal(t1.sha256, sha256(content));
+  assert.equal(t1.bytes, content.length);
+  assert.equal(t1.body_sha256, fake.stats.lastRequest?.bodySha256);
+});
+
+test('h1: speech bytes and base64 embeddings are deterministic', async (t) => {
+  const fake = await startFakeUpstream();
+  t.after(() => fake.close());
+  const speech = await postJson(`${fake.url}/v1/audio/speech`, { model: 'fake-tts', input: 'hello', voice: 'alloy' });
+  assert.equal(speech.headers['content-type'], 'audio/mpeg');
+  assert.equal(speech.body.length, 1024);
+  assert.equal(new Set(speech.body).size, 256);
+
+  const floats = JSON.parse((await postJson(`${fake.url}/v1/embeddings`, { model: 'fake-embed', input: ['a b', 'c'] })).body.toString());
+  assert.equal(floats.data.length, 2);
+  assert.equal(floats.data[0].embedding.length, 8);
+  assert.deepEqual(floats.usage, { prompt_tokens: 3, total_tokens: 3 });
+  const b64 = JSON.parse(
+    (await postJson(`${fake.url}/v1/embeddings`, { model: 'fake-embed', input: 'a b', encoding_format: 'base64' })).body.toString(),
+  );
+  const bytes = Buffer.from(b64.data[0].embedding, 'base64');
+  const decoded = Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(i * 4));
+  assert.deepEqual(decoded, floats.data[0].embedding);
+});
+
+test('h1: faults (status with retry-after, close, reset) and the HTTP control API', async (t) => {
+  const fake = await startFakeUpstream({ chunkDelayMs: 1 });
+  t.after(() => fake.close());
+  const chat = { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], stream: true };
+
+  fake.fault({ path: '/v1/chat/completions', action: 'status', status: 503, retryAfter: 2, times: 2 });
+  assert.equal((await request(`${fake.url}/v1/models`)).status, 200); // other path: not consumed
+  for (let i = 0; i < 2; i++) {
+    const res = await postJson(`${fake.url}/v1/chat/completions`, chat);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers['retry-after'], '2');
+    assert.equal(JSON.parse(res.body.toString()).error.type, 'server_error');
+  }
+  assert.equal((await postJson(`${fake.url}/v1/chat/completions`, chat)).status, 200);
+
+  fake.fault({ action: 'close' });
+  await assert.rejects(request(`${fake.url}/v1/models`), { code: 'ECONNRESET' });
+
+  // Over HTTP: a reset after 2 chunks cuts the stream without [DONE].
+  const queued = await request(`${fake.url}/_fake/fault`, { method: 'POST', body: JSON.stringify({ action: 'reset', afterChunks: 2 }) });
+  assert.equal(queued.status, 204);
+  const received = await new Promise((resolve) => {
+    const req = http.request(`${fake.url}/v1/chat/completions`, { method: 'POST', agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('error', () => resolve(text));
+      res.on('end', () => resolve(text));
+    });
+    req.on('error', () => resolve(''));
+    req.end(JSON.stringify(chat));
+  });
+  assert.equal(sseData(Buffer.from(/** @type {string} */ (received))).length, 2);
+
+  const bad = await request(`${fake.url}/_fake/fault`, { method: 'POST', body: '{"action":"explode"}' });
+  assert.equal(bad.status, 400);
+
+  const stats = JSON.parse((await request(`${fake.url}/_fake/stats`)).body.toString());
+  assert.equal(stats.attempts, 6); // control requests are not counted
+  assert.equal(stats.attemptsByPath['/v1/chat/completions'], 4);
+  assert.equal(stats.clientAborts, 0); // cuts made by faults are not client aborts
+  assert.equal(stats.connections, 9);
+
+  assert.equal((await request(`${fake.url}/_fake/reset`, { method: 'POST' })).status, 204);
+  assert.equal(fake.stats.attempts, 0);
+  assert.deepEqual(fake.stats.attemptsByPath, {});
+});
+
+test('h1: a client leaving mid-stream counts one clientAbort and stops the timers', async (t) => {
+  const fake = await startFakeUpstream({ chunks: 50, chunkDelayMs: 5 });
+  t.after(() => fake.close());
+  await new Promise((resolve) => {
+    const req = http.request(`${fake.url}/v1/completions`, { method: 'POST', agent: false }, (res) => {
+      res.once('data', (chunk) => {
+        assert.match(chunk.toString(), /"text":"tok0 "/);
+        req.destroy();
+        resolve(undefined);
+      });
+    });
+    req.on('error', () => {});
+    req.end(JSON.stringify({ model: 'fake-model', prompt: 'x', stream: true }));
+  });
+  const deadline = Date.now() + 1000;
+  while (fake.stats.clientAborts === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(fake.stats.clientAborts, 1);
+  assert.equal(fake.stats.completed, 0);
+});
+
+test('h1: echo shows method, raw query and repeated headers', async (t) => {
+  const fake = await startFakeUpstream();
+  t.after(() => fake.close());
+  const res = await new Promise((resolve, reject) => {
+    const req = http.request(`${fake.url}/v1/echo/x/y?a=1&b=%20`, { method: 'PUT', agent: false }, (r) => {
+      const chunks = [];
+      r.on('data', (c) => chunks.push(c));
+      r.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString())));
+    });
+    req.on('error', reject);
+    req.setHeader('x-dup', ['one', 'two']);
+    req.end('body!');
+  });
+  assert.equal(res.method, 'PUT');
+  assert.equal(res.path, '/v1/echo/x/y');
+  assert.equal(res.query, 'a=1&b=%20');
+  assert.equal(res.headers['x-dup'], 'one, two');
+  assert.equal(res.body_bytes, 5);
+  assert.equal(res.body_sha256, sha256(Buffer.from('body!')));
+});
+
+test('h1: websocket echo (7/16/64-bit lengths, fragments, ping, close)', async (t) => {
+  const fake = await startFakeUpstream();
+  t.after(() => fake.close());
+  const ws = await wsConnect(`${fake.url.replace('http', 'ws')}/v1/realtime?model=fake-model`);
+  assert.equal(ws.response.status, 101);
+
+  ws.send('hello');
+  assert.deepEqual(await ws.next(), { opcode: 1, data: Buffer.from('hello') });
+  for (const size of [300, 70_000]) {
+    const payload = Buffer.from(Array.from({ length: size }, (_, i) => (i * 7) & 255));
+    ws.send(payload);
+    const msg = await ws.next();
+    assert.equal(msg.opcode, 2);
+    assert.ok(msg.data.equals(payload));
+  }
+  ws.sendFrame(1, 'frag-', { fin: false });
+  ws.sendFrame(0, 'ment', { fin: true });
+  assert.equal((await ws.next()).data.toString(), 'frag-ment');
+  assert.equal((await ws.ping('p')).toString(), 'p');
+  await ws.close();
+  assert.equal(fake.stats.wsConnections, 1);
+  assert.equal(fake.stats.attemptsByPath['/v1/realtime'], 1);
+
+  await assert.rejects(wsConnect(`${fake.url}/v1/other`), (/** @type {any} */ err) => err.response.status === 404);
+});
+
+test('h2c: models, stream, echo without pseudo-headers, session stats, client abort', async (t) => {
+  const fake = await startFakeUpstream({ h2c: true, chunkDelayMs: 1 });
+  t.after(() => fake.close());
+  assert.equal(fake.h2c, true);
+  const session = http2.connect(fake.url);
+  t.after(() => session.destroy());
+
+  const models = await h2Request(session, { ':path': '/v1/models' });
+  assert.equal(models.status, 200);
+  assert.equal(JSON.parse(models.body.toString()).data.length, 5);
+
+  const body = JSON.stringify({ model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'a' }] });
+  const stream = await h2Request(session, { ':method': 'POST', ':path': '/v1/chat/completions', 'x-fake-chunks': '3' }, body);
+  assert.equal(stream.headers['content-type'], 'text/event-stream');
+  const events = sseData(stream.body);
+  assert.equal(events.length, 4);
+  assert.equal(events.at(-1), '[DONE]');
+
+  const echo = await h2Request(session, { ':method': 'POST', ':path': '/v1/echo/h2?q=1', 'x-test': 'yes' }, 'abc');
+  const echoed = JSON.parse(echo.body.toString());
+  assert.equal(echoed.query, 'q=1');
+  assert.equal(echoed.headers['x-test'], 'yes');
+  assert.ok(Object.keys(echoed.headers).every((k) => !k.startsWith(':')));
+  assert.equal(echoed.body_bytes, 3);
+
+  fake.fault({ action: 'status', status: 429, retryAfter: 1 });
+  const limited = await h2Request(session, { ':path': '/v1/models' });
+  assert.equal(limited.status, 429);
+  assert.equal(limited.headers['retry-after'], '1');
+
+  // A stream the client cancels mid-way counts as one client abort.
+  const cancelled = session.request({ ':method': 'POST', ':path': '/v1/chat/completions', 'x-fake-chunks': '100' });
+  cancelled.end(body);
+  await once(cancelled, 'data');
+  cancelled.close(http2.constants.NGHTTP2_CANCEL);
+  const deadline = Date.now() + 1000;
+  while (fake.stats.clientAborts === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+
+  assert.equal(fake.stats.clientAborts, 1);
+  assert.equal(fake.stats.h2Sessions, 1);
+  assert.equal(fake.stats.connections, 1);
+  assert.equal(fake.stats.attempts, 5);
+  assert.equal(fake.stats.completed, 4);
+});
+
+test('h2c: a reset fault resets the stream after afterChunks chunks', async (t) => {
+  const fake = await startFakeUpstream({ h2c: true, chunkDelayMs: 1 });
+  t.after(() => fake.close());
+  const session = http2.connect(fake.url);
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+  fake.fault({ path: '/v1/responses', action: 'reset', afterChunks: 1 });
+  const stream = session.request({ ':method': 'POST', ':path': '/v1/responses' });
+  stream.end(JSON.stringify({ model: 'fake-model', input: 'hi', stream: true }));
+  let text = '';
+  stream.on('data', (c) => (text += c));
+  const [err] = await once(stream, 'error').catch((e) => [e]);
+  assert.equal(err.code, 'ERR_HTTP2_STREAM_ERROR');
+  assert.deepEqual(
+    text.match(/^event: .*$/gm),
+    ['event: response.created', 'event: response.in_progress', 'event: response.output_text.delta'],
+  );
+});
+
+test('close() ends hung requests and open connections at once', async () => {
+  const fake = await startFakeUpstream();
+  fake.fault({ action: 'hang' });
+  const pending = request(`${fake.url}/v1/models`).catch((e) => e);
+  const deadline = Date.now() + 1000;
+  while (fake.stats.attempts === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const started = Date.now();
+  await fake.close();
+  assert.ok(Date.now() - started < 500);
+  assert.equal((await pending).code, 'ECONNRESET');
+});
+
+test('CLI prints one line, serves, and exits 0 on SIGTERM', async () => {
+  const child = spawn(process.execPath, [SCRIPT, '--port', '0', '--chunks', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  const url = await new Promise((resolve, reject) => {
+    child.stdout.on('data', (s) => {
+      out += s;
+      const m = /^fake-upstream listening on (http:\/\/127\.0\.0\.1:\d+) \(http\/1\.1\)\n$/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`exited early with ${code}`)));
+  });
+  const res = await postJson(`${url}/v1/completions`, { model: 'fake-model', prompt: 'x' });
+  assert.equal(JSON.parse(res.body.toString()).choices[0].text, 'tok0 tok1 ');
+  child.kill('SIGTERM');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
+  assert.equal(out.split('\n').filter(Boolean).length, 1);
+});
