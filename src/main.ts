@@ -1,0 +1,139 @@
+/**
+ * Entry point: parse the config (exit 2 on any bad variable, one line each), build the
+ * parts, listen, and drain on SIGTERM/SIGINT: stop accepting, answer /health with 503
+ * `draining`, close idle keep-alive connections, tell busy ones `Connection: close`, let
+ * in-flight requests finish until SHUTDOWN_TIMEOUT, then cut the rest, flush logs, exit 0.
+ * A second signal exits at once. SIGHUP reopens the log files (logrotate).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { systemClock } from './clock.js';
+import { ConfigError, helpText, parseConfig, type Config } from './config.js';
+import { JsonlFile } from './logging/jsonl-file.js';
+import { Logger, stdoutSink } from './logging/logger.js';
+import { RequestLog } from './logging/request-log.js';
+import { ProxyHandler } from './proxy-handler.js';
+import { CircuitBreaker } from './resilience/circuit-breaker.js';
+import { ConcurrencyGate } from './resilience/concurrency-gate.js';
+import { RateLimiter } from './resilience/rate-limiter.js';
+import { RetryBudget } from './resilience/retry-budget.js';
+import { createProxyServer } from './server.js';
+import { ProxyStats } from './stats.js';
+import { Http1Transport } from './upstream/http1-transport.js';
+import { Http2Transport } from './upstream/http2-transport.js';
+import type { Transport } from './upstream/transport.js';
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function makeTransport(config: Config): Transport {
+  const common = { origin: config.upstreamUrl, connectTimeoutMs: config.connectTimeoutMs, maxBodyBytes: config.maxRequestBodyBytes };
+  return config.upstreamHttp2 ? new Http2Transport({ ...common, maxSessions: config.poolSize }) : new Http1Transport({ ...common, poolSize: config.poolSize });
+}
+
+function main(): void {
+  const version = packageVersion();
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(helpText() + '\n');
+    return;
+  }
+  if (process.argv.includes('--version')) {
+    process.stdout.write(version + '\n');
+    return;
+  }
+  let config: Config;
+  try {
+    config = parseConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(err.problems.join('\n') + '\n');
+    process.exit(2);
+  }
+
+  const clock = systemClock;
+  const appFile = new JsonlFile(join(config.logDir, 'proxy.log'), (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`));
+  const logger = new Logger(config.logLevel, [stdoutSink, appFile]);
+  const requestLog = config.requestLogEnabled ? new RequestLog(new JsonlFile(join(config.logDir, 'requests.log'), (err) => logger.error('cannot write the request log', { err }))) : null;
+  const stats = new ProxyStats();
+  const transport = makeTransport(config);
+  const breaker = config.breakerEnabled
+    ? new CircuitBreaker({
+        threshold: config.breakerThreshold,
+        openMs: config.breakerOpenMs,
+        onTransition: (from, to) => logger.warn('circuit breaker state changed', { from, to }),
+      })
+    : null;
+  const handler = new ProxyHandler({
+    config,
+    transport,
+    clock,
+    logger,
+    stats,
+    limiter: config.rateLimitEnabled ? new RateLimiter({ capacity: config.rateLimitRequests, windowSec: config.rateLimitWindowSec }) : null,
+    breaker,
+    gate: config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock }) : null,
+    budget: new RetryBudget({ ratio: config.retryBudgetRatio }),
+    ...(requestLog ? { onFinished: (r) => requestLog.write(r) } : {}),
+  });
+
+  let draining = false;
+  const server = createProxyServer({ config, version, handler, stats, transport, breaker, logger, clock, metrics: null, isDraining: () => draining });
+  server.on('error', (err) => {
+    logger.error('cannot listen', { err, host: config.host, port: config.port });
+    process.stderr.write(`cannot listen on ${config.host}:${config.port}: ${err.message}\n`);
+    process.exit(1);
+  });
+  server.listen(config.port, config.host, () => {
+    const addr = server.address() as AddressInfo;
+    logger.info('listening', { host: addr.address, port: addr.port, upstream: config.upstreamUrl.href, protocol: transport.stats().protocol, version });
+  });
+
+  const closeLogs = async (): Promise<void> => {
+    await requestLog?.close();
+    await appFile.close();
+  };
+  const shutdown = (signal: string): void => {
+    if (draining) {
+      logger.warn('second signal: exiting now', { signal, in_flight: stats.inFlight });
+      process.exit(1);
+    }
+    draining = true;
+    const started = clock.now();
+    logger.info('draining', { signal, in_flight: stats.inFlight, timeout_s: config.shutdownTimeoutMs / 1000 });
+    server.close();
+    server.closeIdleConnections();
+    const finish = (cut: number): void => {
+      clearInterval(poll);
+      if (cut > 0) logger.warn('shutdown timeout: cutting requests still in flight', { cut });
+      server.closeAllConnections();
+      void transport
+        .close()
+        .catch(() => {})
+        .then(() => {
+          logger.info('stopped', { drained_ms: Math.round(clock.now() - started) });
+          return closeLogs();
+        })
+        .finally(() => process.exit(0));
+    };
+    const poll = setInterval(() => {
+      server.closeIdleConnections();
+      if (stats.inFlight === 0) finish(0);
+      else if (clock.now() - started >= config.shutdownTimeoutMs) finish(stats.inFlight);
+    }, 25);
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    appFile.reopen();
+    requestLog?.reopen();
+    logger.info('log files reopened');
+  });
+}
+
+main();

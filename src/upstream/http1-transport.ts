@@ -1,0 +1,112 @@
+/**
+ * HTTP/1.1 to the upstream over a bounded keep-alive pool (http.Agent / https.Agent, LIFO
+ * so the warmest socket is reused and the cold ones age out). The connect phase has its
+ * own timeout; the wait for the answer is bounded by the caller's signal (TIMEOUT).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import { classifySocketError, UpstreamFailure, writeBody, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
+
+export interface Http1Options {
+  readonly origin: URL;
+  readonly poolSize: number;
+  readonly connectTimeoutMs: number;
+  readonly maxBodyBytes: number;
+}
+
+export class Http1Transport implements Transport {
+  private readonly agent: http.Agent;
+  private readonly request: typeof http.request;
+  private opened = 0;
+  private open = 0;
+
+  constructor(private readonly opts: Http1Options) {
+    const tls = opts.origin.protocol === 'https:';
+    const agentOpts: http.AgentOptions = { keepAlive: true, maxSockets: opts.poolSize, maxFreeSockets: opts.poolSize, scheduling: 'lifo' };
+    this.agent = tls ? new https.Agent(agentOpts) : new http.Agent(agentOpts);
+    this.request = tls ? https.request : http.request;
+  }
+
+  send(r: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const { origin } = this.opts;
+      const req = this.request({
+        agent: this.agent,
+        protocol: origin.protocol,
+        hostname: origin.hostname,
+        port: origin.port,
+        method: r.method,
+        path: r.path,
+        headers: r.headers,
+        setHost: false,
+      });
+      let connected = false;
+      let connectTimer: NodeJS.Timeout | undefined;
+      let answered = false;
+      const onAbort = (): void => {
+        req.destroy();
+        if (!answered) reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.on('socket', (socket: Socket) => {
+        if (!socket.connecting) {
+          connected = true;
+          if (r.body.kind === 'streaming') writeBody(r.body, req, this.opts.maxBodyBytes);
+          return;
+        }
+        this.opened++;
+        this.open++;
+        socket.once('close', () => this.open--);
+        connectTimer = setTimeout(() => {
+          req.destroy(new UpstreamFailure('connect_error', `connect timeout after ${this.opts.connectTimeoutMs} ms`, { neverSent: true }));
+        }, this.opts.connectTimeoutMs);
+        connectTimer.unref();
+        socket.once(origin.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+          connected = true;
+          clearTimeout(connectTimer);
+          if (r.body.kind === 'streaming') writeBody(r.body, req, this.opts.maxBodyBytes);
+        });
+      });
+      req.on('response', (res) => {
+        answered = true;
+        signal.removeEventListener('abort', onAbort);
+        clearTimeout(connectTimer);
+        resolve({
+          status: res.statusCode ?? 502,
+          headers: res.headers,
+          body: res,
+          abort: () => req.destroy(),
+        });
+      });
+      req.on('error', (err) => {
+        clearTimeout(connectTimer);
+        signal.removeEventListener('abort', onAbort);
+        if (answered || signal.aborted) return;
+        if (err instanceof UpstreamFailure || (err as { kind?: string }).kind === 'body_too_large') {
+          reject(err);
+          return;
+        }
+        const outcome = classifySocketError(err, connected);
+        const stale = req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET';
+        reject(new UpstreamFailure(outcome, `${outcome}: ${err.message}`, { cause: err, neverSent: outcome === 'connect_error' || stale, staleConnection: stale }));
+      });
+      // A buffered body can be written at once (it is kept for a resend); a streamed one
+      // only once connected, so a failed connect leaves it unread and the attempt replayable.
+      if (r.body.kind === 'buffered') writeBody(r.body, req, this.opts.maxBodyBytes);
+    });
+  }
+
+  stats(): TransportStats {
+    return { protocol: 'http/1.1', openConnections: this.open, connectionsOpened: this.opened };
+  }
+
+  close(): Promise<void> {
+    this.agent.destroy();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * HTTP/2 to the upstream: prior knowledge on http:// (never an h2c `Upgrade`, which vLLM's
+ * server answers by dropping the request body), ALPN `h2` on https://. One long-lived session
+ * carries many streams; another opens only when every session is at the peer's
+ * SETTINGS_MAX_CONCURRENT_STREAMS. A session that sends GOAWAY or closes leaves the pool;
+ * streams it never processed (refused, or above GOAWAY's last stream id) are replayed on a
+ * fresh session at once, since the upstream provably never saw them.
+ */
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { classifySocketError, UpstreamFailure, writeBody, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
+
+export interface Http2Options {
+  readonly origin: URL;
+  readonly maxSessions: number;
+  readonly connectTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  /** Close a session that carried no stream for this long. */
+  readonly idleSessionMs?: number;
+}
+
+interface Entry {
+  readonly session: ClientHttp2Session;
+  active: number;
+  connected: boolean;
+  /** GOAWAY received or closing: no new streams. */
+  draining: boolean;
+  /** Streams above this id were never processed by the peer (set by GOAWAY). */
+  lastStreamId: number;
+}
+
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, HTTP2_HEADER_STATUS } = http2.constants;
+const DEFAULT_MAX_STREAMS = 100;
+/** A stream the peer never saw may be replayed; bound it so a flapping peer cannot loop us. */
+const MAX_REPLAYS = 3;
+
+export class Http2Transport implements Transport {
+  private readonly entries = new Set<Entry>();
+  private opened = 0;
+  private closed = false;
+
+  constructor(private readonly opts: Http2Options) {}
+
+  async send(r: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
+    for (let replay = 0; ; replay++) {
+      try {
+        return await this.sendOnce(r, signal);
+      } catch (err) {
+        const again = err instanceof UpstreamFailure && err.details.neverSent && err.outcome !== 'connect_error' && replay < MAX_REPLAYS && r.body.kind === 'buffered' && !signal.aborted;
+        if (!again) throw err;
+      }
+    }
+  }
+
+  private pick(): Entry {
+    let best: Entry | undefined;
+    for (const e of this.entries) {
+      if (e.draining || e.session.destroyed) continue;
+      const max = e.session.remoteSettings?.maxConcurrentStreams ?? DEFAULT_MAX_STREAMS;
+      if (e.active < max && (best === undefined || e.active > best.active)) best = e; // fill one before spreading
+    }
+    if (best !== undefined) return best;
+    if (this.entries.size < this.opts.maxSessions) return this.connect();
+    // every session is full and the cap is reached: queue on the least loaded one (nghttp2 holds it)
+    let least: Entry | undefined;
+    for (const e of this.entries) if (!e.draining && (least === undefined || e.active < least.active)) least = e;
+    return least ?? this.connect();
+  }
+
+  private connect(): Entry {
+    const { origin } = this.opts;
+    const session = http2.connect(origin, {
+      settings: { enablePush: false },
+      ...(origin.protocol === 'https:' ? { ALPNProtocols: ['h2'] } : {}),
+    });
+    const entry: Entry = { session, active: 0, connected: false, draining: false, lastStreamId: Number.MAX_SAFE_INTEGER };
+    this.entries.add(entry);
+    this.opened++;
+    const timer = setTimeout(() => session.destroy(new UpstreamFailure('connect_error', `connect timeout after ${this.opts.connectTimeoutMs} ms`, { neverSent: true })), this.opts.connectTimeoutMs);
+    timer.unref();
+    session.once('connect', () => {
+      entry.connected = true;
+      clearTimeout(timer);
+    });
+    session.on('goaway', (_code: number, lastStreamID: number) => {
+      entry.draining = true;
+      entry.lastStreamId = lastStreamID;
+    });
+    session.on('error', () => {
+      entry.draining = true; // the streams report their own failure
+    });
+    session.once('close', () => {
+      clearTimeout(timer);
+      entry.draining = true;
+      this.entries.delete(entry);
+    });
+    session.setTimeout(this.opts.idleSessionMs ?? 60_000, () => {
+      if (entry.active === 0) session.close();
+    });
+    session.unref();
+    return entry;
+  }
+
+  private sendOnce(r: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
+    if (this.closed) return Promise.reject(new UpstreamFailure('connect_error', 'transport closed', { neverSent: true }));
+    if (signal.aborted) return Promise.reject(signal.reason);
+    const entry = this.pick();
+    const headers: OutgoingHttpHeaders = { ...r.headers, ':method': r.method, ':path': r.path };
+    delete headers['host'];
+    const te = headers['te'];
+    if (te !== undefined) delete headers['te'];
+    const hasBody = !(r.body.kind === 'buffered' && r.body.data.length === 0);
+    let stream: ClientHttp2Stream;
+    try {
+      stream = entry.session.request(headers, { endStream: !hasBody });
+    } catch (err) {
+      entry.draining = true;
+      return Promise.reject(new UpstreamFailure('reset', `h2 request failed: ${(err as Error).message}`, { cause: err, neverSent: true }));
+    }
+    entry.active++;
+    entry.session.ref();
+    stream.once('close', () => {
+      entry.active--;
+      if (entry.active === 0) entry.session.unref();
+    });
+    return new Promise((resolve, reject) => {
+      let answered = false;
+      const onAbort = (): void => {
+        stream.close(NGHTTP2_CANCEL);
+        if (!answered) reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const fail = (err: unknown): void => {
+        signal.removeEventListener('abort', onAbort);
+        if (answered || signal.aborted) return;
+        answered = true;
+        if (err instanceof UpstreamFailure || (err as { kind?: string }).kind === 'body_too_large') {
+          reject(err);
+          return;
+        }
+        const neverSent = stream.rstCode === NGHTTP2_REFUSED_STREAM || (stream.id !== undefined && stream.id > entry.lastStreamId) || stream.id === undefined;
+        const outcome = entry.connected ? (classifySocketError(err, true) === 'protocol' ? 'protocol' : 'reset') : 'connect_error';
+        reject(new UpstreamFailure(outcome, `${outcome}: ${(err as Error | undefined)?.message ?? 'stream closed before the response'}`, { cause: err, neverSent: neverSent || outcome === 'connect_error' }));
+      };
+      stream.once('response', (h: H2Headers) => {
+        if (answered) return;
+        answered = true;
+        signal.removeEventListener('abort', onAbort);
+        resolve({
+          status: Number(h[HTTP2_HEADER_STATUS]) || 502,
+          headers: h as IncomingHttpHeaders,
+          body: stream,
+          abort: () => stream.close(NGHTTP2_CANCEL),
+        });
+      });
+      stream.once('error', fail);
+      stream.once('close', () => fail(undefined));
+      if (hasBody) writeBody(r.body, stream, this.opts.maxBodyBytes);
+    });
+  }
+
+  stats(): TransportStats {
+    return { protocol: 'h2', openConnections: this.entries.size, connectionsOpened: this.opened };
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    const closing = [...this.entries].map((e) => new Promise<void>((resolve) => {
+      if (e.session.destroyed) resolve();
+      else e.session.close(() => resolve());
+    }));
+    return Promise.all(closing).then(() => undefined);
+  }
+}

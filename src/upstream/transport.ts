@@ -1,0 +1,94 @@
+/**
+ * The seam between policy and wire: a Transport sends one attempt and reports either the
+ * upstream's answer (status + headers, body still streaming) or an UpstreamFailure with a
+ * stable outcome code. Retry, breaker and metrics read only that code.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { tooLarge, type RequestBody } from '../http/request-body.js';
+
+export interface UpstreamRequest {
+  readonly method: string;
+  /** Path and query, with the upstream's path prefix applied. */
+  readonly path: string;
+  readonly headers: OutgoingHttpHeaders;
+  readonly body: RequestBody;
+}
+
+export interface UpstreamResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Readable;
+  /** Stop the upstream request now (the client left, or we gave up on it). */
+  abort(): void;
+}
+
+/** What went wrong with an attempt that produced no answer. */
+export type FailureOutcome = 'connect_error' | 'timeout' | 'reset' | 'protocol';
+
+export class UpstreamFailure extends Error {
+  constructor(
+    readonly outcome: FailureOutcome,
+    message: string,
+    readonly details: {
+      /** Nothing of the request reached the upstream: always safe to send again. */
+      readonly neverSent?: boolean;
+      /** A reused keep-alive connection the peer had already closed: resend at once, not a failure. */
+      readonly staleConnection?: boolean;
+      readonly cause?: unknown;
+    } = {},
+  ) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'UpstreamFailure';
+  }
+}
+
+export interface TransportStats {
+  readonly protocol: 'http/1.1' | 'h2';
+  readonly openConnections: number;
+  readonly connectionsOpened: number;
+}
+
+export interface Transport {
+  /** Sends one attempt. Rejects with UpstreamFailure, or with `signal.reason` when aborted. */
+  send(req: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse>;
+  stats(): TransportStats;
+  close(): Promise<void>;
+}
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ECONNABORTED']);
+
+/** Classify a socket-level error raised before any response arrived. */
+export function classifySocketError(err: unknown, connected: boolean): FailureOutcome {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  if (!connected && CONNECT_CODES.has(code)) return 'connect_error';
+  if (code.startsWith('HPE_') || code === 'ERR_HTTP2_PROTOCOL_ERROR' || code === 'ERR_INVALID_HTTP_RESPONSE') return 'protocol';
+  if (!connected) return 'connect_error';
+  return 'reset';
+}
+
+/**
+ * Writes the request body to an outgoing stream (an http.ClientRequest or an h2 stream).
+ * A streamed body is counted as it passes: past `maxBodyBytes` the attempt is destroyed
+ * with the 413 error, so a body that lied about (or omitted) its length is still bounded.
+ */
+export function writeBody(body: RequestBody, out: NodeJS.WritableStream & { destroy(err?: Error): void }, maxBodyBytes: number): void {
+  if (body.kind === 'buffered') {
+    if (body.data.length > 0) out.end(body.data);
+    else out.end();
+    return;
+  }
+  for (const chunk of body.head) out.write(chunk);
+  const rest = body.rest;
+  let size = body.headBytes;
+  rest.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > maxBodyBytes) {
+      rest.unpipe(out);
+      out.destroy(tooLarge(maxBodyBytes));
+    }
+  });
+  rest.on('error', (err) => out.destroy(err));
+  rest.pipe(out);
+  rest.resume();
+}
