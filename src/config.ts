@@ -32,6 +32,8 @@ export interface Config {
   readonly metricsEnabled: boolean;
   readonly shutdownTimeoutMs: number;
   readonly logDir: string;
+  readonly logMaxBytes: number;
+  readonly logMaxFiles: number;
   readonly upstreamHttp2: boolean;
   readonly poolSize: number;
   readonly maxRequestBodyBytes: number;
@@ -122,6 +124,8 @@ export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
   { key: 'metricsEnabled', name: 'METRICS_ENABLED', def: 'true', accepts: BOOL, help: '/metrics (404 when off)', parse: bool },
   { key: 'shutdownTimeoutMs', name: 'SHUTDOWN_TIMEOUT', def: '30', accepts: SECONDS_NONNEG, help: 'seconds to drain in-flight requests on SIGTERM/SIGINT', parse: seconds(0, true) },
   { key: 'logDir', name: 'LOG_DIR', def: 'logs', accepts: 'a directory path', help: 'where proxy.log and requests.log go', parse: nonEmpty },
+  { key: 'logMaxBytes', name: 'LOG_MAX_SIZE', def: '0', accepts: 'bytes, optionally with a unit (k, m, g, KiB, MiB, GiB); 0 = off', help: 'rotate proxy.log and requests.log when they would grow past this size (0 = leave it to logrotate)', parse: (raw) => (raw.trim() === '0' ? 0 : bytes(raw)) },
+  { key: 'logMaxFiles', name: 'LOG_MAX_FILES', def: '5', accepts: 'an integer 1-1000', help: 'rotated files kept per log (name.1 ... name.N)', parse: integer(1, 1000) },
   { key: 'upstreamHttp2', name: 'UPSTREAM_HTTP2', def: 'false', accepts: BOOL, help: 'HTTP/2 to the upstream (ALPN on https, prior knowledge on http)', parse: bool },
   { key: 'poolSize', name: 'POOL_SIZE', def: '1024', accepts: 'an integer >= 1', help: 'upstream connections at most (HTTP/1.1 sockets, or HTTP/2 sessions); idle ones are kept alive', parse: integer(1) },
   { key: 'maxRequestBodyBytes', name: 'MAX_REQUEST_BODY', def: '512MiB', accepts: 'bytes, optionally with a unit (k, m, g, KiB, MiB, GiB)', help: 'larger request bodies get 413', parse: bytes },

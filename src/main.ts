@@ -57,9 +57,10 @@ function main(): void {
   }
 
   const clock = systemClock;
-  const appFile = new JsonlFile(join(config.logDir, 'proxy.log'), (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`));
+  const rotation = { maxBytes: config.logMaxBytes, maxFiles: config.logMaxFiles };
+  const appFile = new JsonlFile(join(config.logDir, 'proxy.log'), { ...rotation, onError: (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`) });
   const logger = new Logger(config.logLevel, [stdoutSink, appFile]);
-  const requestLog = config.requestLogEnabled ? new RequestLog(new JsonlFile(join(config.logDir, 'requests.log'), (err) => logger.error('cannot write the request log', { err }))) : null;
+  const requestLog = config.requestLogEnabled ? new RequestLog(new JsonlFile(join(config.logDir, 'requests.log'), { ...rotation, onError: (err) => logger.error('cannot write the request log', { err }) })) : null;
   const stats = new ProxyStats();
   const transport = makeTransport(config);
   const breaker = config.breakerEnabled
@@ -130,8 +131,8 @@ function main(): void {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGHUP', () => {
-    appFile.reopen();
-    requestLog?.reopen();
+    void appFile.reopen();
+    void requestLog?.reopen();
     logger.info('log files reopened');
   });
 }

@@ -32,8 +32,8 @@ export class RequestLog {
     );
   }
 
-  reopen(): void {
-    this.file.reopen();
+  reopen(): Promise<void> {
+    return this.file.reopen();
   }
 
   close(): Promise<void> {
