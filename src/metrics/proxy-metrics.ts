@@ -1,0 +1,188 @@
+/**
+ * Every proxy metric of INTERFACE.md, declared in this one file: names, types, labels and
+ * buckets are an interface that dashboards depend on. The request handler calls typed
+ * methods and never sees a metric name; every label value it passes is bounded here.
+ */
+
+import { CappedLabels } from './capped-labels.js';
+import type { Counter, CounterChild } from './counter.js';
+import type { Gauge, GaugeChild } from './gauge.js';
+import type { Histogram, HistogramChild } from './histogram.js';
+import type { Registry } from './registry.js';
+
+/**
+ * Whole-request latency in seconds. LLM answers range from a cached 5 ms to a
+ * ten-minute generation, so the buckets go well past prom-client's 10 s default.
+ */
+export const LATENCY_BUCKETS: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600,
+]);
+
+/**
+ * Time to the first response byte in seconds: for a streamed completion, the time to the
+ * first token, which mostly falls between 0.1 s and 10 s; the buckets are finest there.
+ */
+export const TTFB_BUCKETS: readonly number[] = Object.freeze([
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300,
+]);
+
+export type BreakerStateName = 'closed' | 'open' | 'half_open';
+export type AttemptOutcome = 'ok' | 'connect_error' | 'timeout' | 'reset' | 'http_5xx';
+
+const BREAKER_STATES: readonly BreakerStateName[] = ['closed', 'open', 'half_open'];
+const ATTEMPT_OUTCOMES: readonly AttemptOutcome[] = ['ok', 'connect_error', 'timeout', 'reset', 'http_5xx'];
+
+/** RFC 9110 §9 methods plus PATCH (RFC 5789); anything else is `OTHER`. */
+const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+/** Retry reasons come from our own code, but a bound keeps a future bug from exploding. */
+const MAX_RETRY_REASONS = 20;
+
+export interface ProxyMetricsOptions {
+  /** Distinct model names with their own token series; later ones count as `other`. Default 50. */
+  maxModels?: number;
+}
+
+interface RequestSeries {
+  readonly requests: CounterChild;
+  readonly duration: HistogramChild;
+  /** Created on the first answer that had a first byte. */
+  ttfb: HistogramChild | null;
+}
+
+interface TokenSeries {
+  readonly prompt: CounterChild;
+  readonly completion: CounterChild;
+}
+
+export class ProxyMetrics {
+  private readonly requests: Counter;
+  private readonly duration: Histogram;
+  private readonly ttfb: Histogram;
+  private readonly inFlight: Gauge;
+  private readonly rateLimitedTotal: Counter;
+  private readonly tokenFamily: Counter;
+  /** Keyed by `method status endpoint`: one Map lookup per finished request. */
+  private readonly requestSeries = new Map<string, RequestSeries>();
+  private readonly attempts: Readonly<Record<AttemptOutcome, CounterChild>>;
+  private readonly breaker: Readonly<Record<BreakerStateName, GaugeChild>>;
+  private readonly retries: CappedLabels<CounterChild>;
+  private readonly models: CappedLabels<TokenSeries>;
+  private unknownModel: TokenSeries | null = null;
+
+  constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
+    this.requests = registry.counter('openai_proxy_requests_total', 'Requests answered, by method, route template and status.', [
+      'method',
+      'endpoint',
+      'status',
+    ]);
+    this.duration = registry.histogram(
+      'openai_proxy_request_duration_seconds',
+      'Time from request received to response finished, in seconds.',
+      ['endpoint'],
+      LATENCY_BUCKETS,
+    );
+    this.ttfb = registry.histogram(
+      'openai_proxy_time_to_first_byte_seconds',
+      'Time from request received to the first response byte sent, in seconds.',
+      ['endpoint'],
+      TTFB_BUCKETS,
+    );
+    this.inFlight = registry.gauge('openai_proxy_in_flight_requests', 'Requests being served right now.');
+    const attempts = registry.counter('openai_proxy_upstream_attempts_total', 'Upstream attempts, by outcome.', ['outcome']);
+    const retries = registry.counter('openai_proxy_retries_total', 'Upstream attempts repeated, by reason.', ['reason']);
+    this.rateLimitedTotal = registry.counter('openai_proxy_rate_limited_total', 'Requests refused with 429 by the rate limiter.');
+    const breaker = registry.gauge(
+      'openai_proxy_circuit_breaker_state',
+      'Circuit breaker state: 1 for the current state, 0 for the others.',
+      ['state'],
+    );
+    this.tokenFamily = registry.counter('openai_proxy_tokens_total', 'Tokens reported by the upstream, by model and kind.', ['model', 'kind']);
+
+    // Fixed label sets get their series up front: every outcome and state shows from the
+    // first scrape, so rate() and "== 1" queries never see a missing series.
+    this.attempts = Object.fromEntries(ATTEMPT_OUTCOMES.map((o) => [o, attempts.labels(o)])) as Record<AttemptOutcome, CounterChild>;
+    this.breaker = Object.fromEntries(BREAKER_STATES.map((s) => [s, breaker.labels(s)])) as Record<BreakerStateName, GaugeChild>;
+    this.breaker.closed.set(1);
+
+    this.retries = new CappedLabels(MAX_RETRY_REASONS, (reason) => retries.labels(reason));
+    this.models = new CappedLabels(opts.maxModels ?? 50, (model) => this.tokenSeries(model));
+  }
+
+  /**
+   * One answered request.
+   *
+   * @param endpoint the route template (ids already collapsed by the caller).
+   * @param durationSec from request received to response finished.
+   * @param ttfbSec from request received to the first response byte; null when none was sent.
+   */
+  requestFinished(method: string, endpoint: string, status: number, durationSec: number, ttfbSec: number | null): void {
+    const m = STANDARD_METHODS.has(method) ? method : 'OTHER';
+    const s = statusLabel(status);
+    // method and status never contain a space, so putting endpoint last keeps keys unique.
+    const key = `${m} ${s} ${endpoint}`;
+    let series = this.requestSeries.get(key);
+    if (series === undefined) {
+      series = { requests: this.requests.labels(m, endpoint, s), duration: this.duration.labels(endpoint), ttfb: null };
+      this.requestSeries.set(key, series);
+    }
+    series.requests.inc();
+    // A metric must never break a request: a bad clock reading is dropped, not thrown.
+    if (Number.isFinite(durationSec)) series.duration.observe(durationSec);
+    if (ttfbSec !== null && Number.isFinite(ttfbSec)) {
+      (series.ttfb ??= this.ttfb.labels(endpoint)).observe(ttfbSec);
+    }
+  }
+
+  inFlightInc(): void {
+    this.inFlight.inc();
+  }
+
+  inFlightDec(): void {
+    this.inFlight.dec();
+  }
+
+  /** One upstream attempt and how it ended. */
+  attempt(outcome: AttemptOutcome): void {
+    this.attempts[outcome]?.inc();
+  }
+
+  /** One retry; `reason` is a short code from the retry classifier. */
+  retry(reason: string): void {
+    this.retries.get(reason).inc();
+  }
+
+  rateLimited(): void {
+    this.rateLimitedTotal.inc();
+  }
+
+  /** The breaker's current state: its series becomes 1, the two others 0. */
+  breakerState(state: BreakerStateName): void {
+    for (const s of BREAKER_STATES) this.breaker[s].set(s === state ? 1 : 0);
+  }
+
+  /**
+   * Token usage of one answer. Counts come from the upstream's JSON, so anything that is
+   * not a finite count >= 0 is ignored rather than thrown at the request.
+   *
+   * @param model the model name, null when unknown; beyond `maxModels` names → `other`.
+   */
+  tokens(model: string | null, prompt: number, completion: number): void {
+    const series = model === null || model === '' ? (this.unknownModel ??= this.tokenSeries('unknown')) : this.models.get(model);
+    if (isCount(prompt)) series.prompt.inc(prompt);
+    if (isCount(completion)) series.completion.inc(completion);
+  }
+
+  private tokenSeries(model: string): TokenSeries {
+    return { prompt: this.tokenFamily.labels(model, 'prompt'), completion: this.tokenFamily.labels(model, 'completion') };
+  }
+}
+
+/** Three-digit codes as themselves (499 included); anything else is `other`. */
+function statusLabel(status: number): string {
+  return Number.isInteger(status) && status >= 100 && status <= 999 ? String(status) : 'other';
+}
+
+function isCount(n: number): boolean {
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0;
+}
