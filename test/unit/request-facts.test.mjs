@@ -1,0 +1,116 @@
+// The model and stream flag of a request body, read only as far as it is cheap to.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { requestFacts } from '../../dist/observe/request-facts.js';
+
+const JSON_CT = 'application/json';
+const json = (o) => Buffer.from(JSON.stringify(o));
+const NONE = { model: null, stream: false };
+
+test('a small JSON body: top-level model and stream === true', () => {
+  const messages = [{ role: 'user', content: 'hi' }];
+  assert.deepEqual(requestFacts(json({ model: 'gpt-4o-mini', messages, stream: true }), JSON_CT), { model: 'gpt-4o-mini', stream: true });
+  assert.deepEqual(requestFacts(json({ model: 'gpt-4o-mini', messages, stream: false }), JSON_CT), { model: 'gpt-4o-mini', stream: false });
+  assert.deepEqual(requestFacts(json({ model: 'gpt-4o-mini', messages }), JSON_CT), { model: 'gpt-4o-mini', stream: false });
+  assert.deepEqual(requestFacts(json({ model: 'm', stream: 'true' }), JSON_CT), { model: 'm', stream: false }, 'only the boolean counts');
+});
+
+test('content types: charset and +json suffixes accepted, case-insensitive', () => {
+  const body = json({ model: 'm', stream: true });
+  for (const ct of ['application/json; charset=utf-8', 'Application/JSON', 'application/vnd.api+json']) {
+    assert.deepEqual(requestFacts(body, ct), { model: 'm', stream: true }, ct);
+  }
+});
+
+test('a model that is missing, not a string, empty or huge', () => {
+  assert.deepEqual(requestFacts(json({ input: 'x' }), JSON_CT), NONE);
+  assert.deepEqual(requestFacts(json({ model: 42 }), JSON_CT), NONE);
+  assert.deepEqual(requestFacts(json({ model: '' }), JSON_CT), NONE);
+  assert.equal(requestFacts(json({ model: 'x'.repeat(5000) }), JSON_CT).model, 'x'.repeat(200));
+});
+
+test('a nested model or stream is not the request one', () => {
+  assert.deepEqual(requestFacts(json({ metadata: { model: 'no', stream: true } }), JSON_CT), NONE);
+});
+
+test('a body up to 128 KiB is parsed exactly: the top-level model wins wherever it is', () => {
+  const pad = 'D'.repeat(128 * 1024 - 100);
+  const body = Buffer.from(`{"metadata":{"model":"nested"},"messages":"${pad}","model":"top","stream":true}`);
+  assert.ok(body.length <= 128 * 1024);
+  assert.deepEqual(requestFacts(body, JSON_CT), { model: 'top', stream: true });
+});
+
+test('a body over 128 KiB is scanned, not parsed: its first 64 KiB are enough', () => {
+  const body = Buffer.from(`{"model":"gpt-4o","messages":"${'E'.repeat(200 * 1024)}"}`);
+  assert.deepEqual(requestFacts(body, JSON_CT), { model: 'gpt-4o', stream: false });
+});
+
+test('a JSON body over 1 MiB: model and stream found near the start without parsing', () => {
+  const big = 'A'.repeat(2 * 1024 * 1024);
+  const body = Buffer.from(`{"model" : "gpt-4o","stream": true,"messages":[{"role":"user","content":"${big}"}]}`);
+  assert.deepEqual(requestFacts(body, JSON_CT), { model: 'gpt-4o', stream: true });
+  const broken = Buffer.from(`{"model":"meta-llama\\/Llama-3","messages":[{"content":"${big}`); // cut short: still read
+  assert.deepEqual(requestFacts(broken, JSON_CT), { model: 'meta-llama/Llama-3', stream: false });
+  const badEscape = Buffer.from(`{"model":"bad\\x","messages":"${big}"}`);
+  assert.deepEqual(requestFacts(badEscape, JSON_CT), NONE, 'an undecodable value is no model');
+});
+
+test('a JSON body over 1 MiB written messages-first (openai-python): model read from the tail', () => {
+  const big = 'B'.repeat(1536 * 1024);
+  const body = Buffer.from(`{"messages": [{"role": "user", "content": "${big}"}], "model": "gpt-4o", "stream": true}`);
+  assert.deepEqual(requestFacts(body, JSON_CT), { model: 'gpt-4o', stream: true });
+});
+
+test('a large JSON body with the model only in the middle is not read (bounded cost)', () => {
+  const half = 'C'.repeat(512 * 1024);
+  const body = Buffer.from(`{"a":"${half}","model":"hidden","b":"${half}"}`);
+  assert.deepEqual(requestFacts(body, JSON_CT), NONE);
+});
+
+test('invalid JSON, a non-object, an empty body, non-JSON types', () => {
+  assert.deepEqual(requestFacts(Buffer.from('{"model":"x",'), JSON_CT), NONE);
+  assert.deepEqual(requestFacts(Buffer.from('["model"]'), JSON_CT), NONE);
+  assert.deepEqual(requestFacts(Buffer.from('null'), JSON_CT), NONE);
+  assert.deepEqual(requestFacts(Buffer.alloc(0), JSON_CT), NONE);
+  const body = json({ model: 'm', stream: true });
+  assert.deepEqual(requestFacts(body, 'text/plain'), NONE);
+  assert.deepEqual(requestFacts(body, 'application/x-www-form-urlencoded'), NONE);
+  assert.deepEqual(requestFacts(body, 'application/jsonp'), NONE);
+  assert.deepEqual(requestFacts(body, undefined), NONE);
+});
+
+function multipart(boundary, fields) {
+  const parts = fields.map(([name, value, filename]) =>
+    `--${boundary}\r\nContent-Disposition: form-data; name="${name}"${filename ? `; filename="${filename}"\r\nContent-Type: audio/mpeg` : ''}\r\n\r\n${value}\r\n`,
+  );
+  return Buffer.from(parts.join('') + `--${boundary}--\r\n`, 'latin1');
+}
+
+test('multipart: the model form field, before or after a large file', () => {
+  const audio = 'I'.repeat(3 * 1024 * 1024);
+  const ct = 'multipart/form-data; boundary=----b0undary';
+  const fieldsFirst = multipart('----b0undary', [['model', 'whisper-1'], ['file', audio, 'a.mp3']]);
+  assert.deepEqual(requestFacts(fieldsFirst, ct), { model: 'whisper-1', stream: false });
+  const fileFirst = multipart('----b0undary', [['file', audio, 'model'], ['model', 'gpt-4o-transcribe'], ['stream', 'true']]);
+  assert.deepEqual(requestFacts(fileFirst, ct), { model: 'gpt-4o-transcribe', stream: false });
+  const quoted = multipart('x y', [['model', '  dall-e-2 ']]);
+  assert.deepEqual(requestFacts(quoted, 'multipart/form-data; boundary="x y"'), { model: 'dall-e-2', stream: false });
+});
+
+test('multipart without a model field, without a boundary, or cut short', () => {
+  const ct = 'multipart/form-data; boundary=zz';
+  assert.deepEqual(requestFacts(multipart('zz', [['prompt', 'a cat'], ['n', '2']]), ct), NONE);
+  assert.deepEqual(requestFacts(multipart('zz', [['model', '']]), ct), NONE);
+  assert.deepEqual(requestFacts(multipart('zz', [['model', 'x']]), 'multipart/form-data'), NONE);
+  assert.deepEqual(requestFacts(Buffer.from('--zz\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper'), ct), NONE);
+  assert.deepEqual(requestFacts(Buffer.from('--zz\r\nContent-Disposition: form-data; name="model"'), ct), NONE);
+  const middle = multipart('zz', [['file', 'J'.repeat(100 * 1024)], ['model', 'lost'], ['file2', 'K'.repeat(100 * 1024)]]);
+  assert.deepEqual(requestFacts(middle, ct), NONE, 'a field outside both 64 KiB windows is not looked for');
+});
+
+test('never throws, whatever it is given', () => {
+  assert.deepEqual(requestFacts('not a buffer', JSON_CT), NONE);
+  assert.deepEqual(requestFacts(null, JSON_CT), NONE);
+  assert.deepEqual(requestFacts(undefined, 'multipart/form-data; boundary=a'), NONE);
+  assert.deepEqual(requestFacts(Buffer.from('{"model":"\\ud800"}'), JSON_CT), { model: '\ud800', stream: false });
+});
