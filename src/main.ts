@@ -20,6 +20,10 @@ import { RateLimiter } from './resilience/rate-limiter.js';
 import { RetryBudget } from './resilience/retry-budget.js';
 import { createProxyServer } from './server.js';
 import { ProxyStats } from './stats.js';
+import { Registry } from './metrics/registry.js';
+import { ProxyMetrics } from './metrics/proxy-metrics.js';
+import { registerProcessMetrics } from './metrics/process-metrics.js';
+import { Telemetry } from './observe/telemetry.js';
 import { Http1Transport } from './upstream/http1-transport.js';
 import { Http2Transport } from './upstream/http2-transport.js';
 import type { Transport } from './upstream/transport.js';
@@ -61,13 +65,19 @@ function main(): void {
   const appFile = new JsonlFile(join(config.logDir, 'proxy.log'), { ...rotation, onError: (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`) });
   const logger = new Logger(config.logLevel, [stdoutSink, appFile]);
   const requestLog = config.requestLogEnabled ? new RequestLog(new JsonlFile(join(config.logDir, 'requests.log'), { ...rotation, onError: (err) => logger.error('cannot write the request log', { err }) })) : null;
-  const stats = new ProxyStats();
+  const registry = new Registry();
+  const proxyMetrics = config.metricsEnabled ? new ProxyMetrics(registry) : null;
+  const processMetrics = config.metricsEnabled ? registerProcessMetrics(registry) : null;
+  const telemetry = new Telemetry(new ProxyStats(), proxyMetrics, requestLog);
   const transport = makeTransport(config);
   const breaker = config.breakerEnabled
     ? new CircuitBreaker({
         threshold: config.breakerThreshold,
         openMs: config.breakerOpenMs,
-        onTransition: (from, to) => logger.warn('circuit breaker state changed', { from, to }),
+        onTransition: (from, to) => {
+          telemetry.breakerState(to);
+          logger.warn('circuit breaker state changed', { from, to });
+        },
       })
     : null;
   const handler = new ProxyHandler({
@@ -75,16 +85,15 @@ function main(): void {
     transport,
     clock,
     logger,
-    stats,
+    telemetry,
     limiter: config.rateLimitEnabled ? new RateLimiter({ capacity: config.rateLimitRequests, windowSec: config.rateLimitWindowSec }) : null,
     breaker,
     gate: config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock }) : null,
     budget: new RetryBudget({ ratio: config.retryBudgetRatio }),
-    ...(requestLog ? { onFinished: (r) => requestLog.write(r) } : {}),
   });
 
   let draining = false;
-  const server = createProxyServer({ config, version, handler, stats, transport, breaker, logger, clock, metrics: null, isDraining: () => draining });
+  const server = createProxyServer({ config, version, handler, telemetry, transport, breaker, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining });
   server.on('error', (err) => {
     logger.error('cannot listen', { err, host: config.host, port: config.port });
     process.stderr.write(`cannot listen on ${config.host}:${config.port}: ${err.message}\n`);
@@ -96,17 +105,18 @@ function main(): void {
   });
 
   const closeLogs = async (): Promise<void> => {
+    processMetrics?.close();
     await requestLog?.close();
     await appFile.close();
   };
   const shutdown = (signal: string): void => {
     if (draining) {
-      logger.warn('second signal: exiting now', { signal, in_flight: stats.inFlight });
+      logger.warn('second signal: exiting now', { signal, in_flight: telemetry.stats.inFlight });
       process.exit(1);
     }
     draining = true;
     const started = clock.now();
-    logger.info('draining', { signal, in_flight: stats.inFlight, timeout_s: config.shutdownTimeoutMs / 1000 });
+    logger.info('draining', { signal, in_flight: telemetry.stats.inFlight, timeout_s: config.shutdownTimeoutMs / 1000 });
     server.close();
     server.closeIdleConnections();
     const finish = (cut: number): void => {
@@ -124,8 +134,8 @@ function main(): void {
     };
     const poll = setInterval(() => {
       server.closeIdleConnections();
-      if (stats.inFlight === 0) finish(0);
-      else if (clock.now() - started >= config.shutdownTimeoutMs) finish(stats.inFlight);
+      if (telemetry.stats.inFlight === 0) finish(0);
+      else if (clock.now() - started >= config.shutdownTimeoutMs) finish(telemetry.stats.inFlight);
     }, 25);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));

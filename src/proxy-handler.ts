@@ -21,7 +21,10 @@ import type { RateLimiter } from './resilience/rate-limiter.js';
 import { retry, type Verdict } from './resilience/retry.js';
 import type { RetryBudget } from './resilience/retry-budget.js';
 import { retryAfterMs } from './resilience/retry-after.js';
-import type { ProxyStats } from './stats.js';
+import { routeTemplate } from './http/route-template.js';
+import type { Telemetry } from './observe/telemetry.js';
+import { requestFacts } from './observe/request-facts.js';
+import { SseUsageWatcher, usageFromJson, type Usage } from './observe/usage.js';
 import { relayResponse, type RelayOutcome } from './upstream/relay.js';
 import { UpstreamFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from './upstream/transport.js';
 import { formatDuration } from './http/duration.js';
@@ -31,29 +34,12 @@ export interface ProxyParts {
   readonly transport: Transport;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly stats: ProxyStats;
+  readonly telemetry: Telemetry;
   readonly limiter: RateLimiter | null;
   readonly breaker: CircuitBreaker | null;
   readonly gate: ConcurrencyGate | null;
   readonly budget: RetryBudget;
-  /** Told of every finished request (the audit log). */
-  readonly onFinished?: (record: RequestRecord) => void;
   readonly random?: () => number;
-}
-
-export interface RequestRecord {
-  readonly requestId: string;
-  readonly client: string;
-  readonly method: string;
-  readonly path: string;
-  readonly status: number;
-  readonly durationMs: number;
-  readonly ttfbMs: number | null;
-  readonly attempts: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly stream: boolean;
-  readonly error: string | null;
 }
 
 /** Why the attempt signal fired. */
@@ -103,12 +89,12 @@ export class ProxyHandler {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { config, clock, stats } = this.p;
+    const { config, clock, telemetry } = this.p;
     const started = clock.now();
     const requestId = requestIdFor(req.headers['x-request-id']);
     const client = clientAddress(req, config.trustProxy);
     const url = req.url ?? '/';
-    stats.inFlight++;
+    telemetry.requestStarted();
     this.p.budget.requestStarted();
     let status = 0;
     let attempts = 0;
@@ -116,6 +102,8 @@ export class ProxyHandler {
     let bytesOut = 0;
     let ttfbMs: number | null = null;
     let streamed = false;
+    let model: string | null = null;
+    let usage: Usage | null = null;
     let error: string | null = null;
     let release: Release | null = null;
     let probe = false;
@@ -131,7 +119,7 @@ export class ProxyHandler {
           'x-ratelimit-reset-requests': formatDuration(d.resetMs),
         };
         if (!d.allowed) {
-          stats.rateLimited++;
+          telemetry.rateLimited();
           error = 'rate_limited';
           status = sendError(res, new ProxyError('rate_limited', `Rate limit reached for this client: ${d.limit} requests per ${config.rateLimitWindowSec}s. Please try again in ${formatDuration(d.retryAfterMs)}.`, { retryAfterSec: d.retryAfterMs / 1000 }), requestId, rateHeaders);
           return;
@@ -162,6 +150,8 @@ export class ProxyHandler {
         return;
       }
       bytesIn = body.kind === 'buffered' ? body.data.length : body.headBytes;
+      const facts = requestFacts(body.kind === 'buffered' ? body.data : body.head[0]!, req.headers['content-type']);
+      model = facts.model;
 
       // 4. the client may leave from here on: stop everything for nobody
       const ctl = new AbortController();
@@ -209,7 +199,7 @@ export class ProxyHandler {
           if (!holdingRetry) holdingRetry = this.p.budget.tryAcquireRetry();
           return holdingRetry;
         },
-        onRetry: (_n, reason) => stats.retry(reason),
+        onRetry: (_n, reason) => telemetry.retry(reason),
       });
       timer.abort(); // the answer has begun (or never will): TIMEOUT no longer applies
       if (holdingRetry) this.p.budget.releaseRetry();
@@ -241,11 +231,16 @@ export class ProxyHandler {
         return;
       }
       status = answer.up.status;
-      const relayed = await relayResponse(answer.up, res, { requestId, idleTimeoutMs: config.timeoutMs, extraHeaders: extra });
+      const meter = usageMeter(answer.up);
+      const relayed = await relayResponse(answer.up, res, { requestId, idleTimeoutMs: config.timeoutMs, extraHeaders: extra, ...(meter ? { onChunk: meter.push } : {}) });
       streamed = relayed.sse;
       bytesOut = relayed.bytesOut;
-      this.p.stats.streams[relayed.outcome]++;
+      if (relayed.sse) telemetry.streamEnded(relayed.outcome);
       if (relayed.outcome !== 'complete') error = relayErrorCode(relayed.outcome);
+      if (meter) {
+        usage = meter.usage();
+        model ??= meter.model();
+      }
     } catch (err) {
       this.p.logger.error('request failed unexpectedly', { request_id: requestId, err: err as Error });
       error = 'internal';
@@ -254,15 +249,30 @@ export class ProxyHandler {
       release?.();
       if (probe && !breakerVerdict) this.p.breaker?.recordAbandoned(true);
       this.p.budget.requestEnded();
-      stats.inFlight--;
-      stats.requestEnded(status);
-      this.p.onFinished?.({ requestId, client, method: req.method ?? 'GET', path: url, status, durationMs: clock.now() - started, ttfbMs, attempts, bytesIn, bytesOut, stream: streamed, error });
+      telemetry.requestFinished({
+        requestId,
+        client,
+        method: req.method ?? 'GET',
+        path: url,
+        endpoint: routeTemplate(url),
+        model,
+        stream: streamed,
+        status,
+        durationMs: clock.now() - started,
+        ttfbMs,
+        attempts,
+        bytesIn,
+        bytesOut,
+        promptTokens: usage?.promptTokens ?? null,
+        completionTokens: usage?.completionTokens ?? null,
+        error,
+      });
     }
   }
 
   /** One attempt, turned into a verdict for the retry loop; the breaker and stats hear its outcome. */
   private async attempt(r: UpstreamRequest, signal: AbortSignal, isProbe: boolean, judged: (v: boolean) => void): Promise<Verdict<Answer>> {
-    const { stats, breaker, clock } = this.p;
+    const { telemetry: stats, breaker, clock } = this.p;
     let up: UpstreamResponse;
     try {
       up = await this.p.transport.send(r, signal);
@@ -301,6 +311,31 @@ export class ProxyHandler {
     const wait = retryAfterMs(up.headers, Date.now());
     return wait === undefined ? { kind: 'retry', reason: `http_${up.status}`, value } : { kind: 'retry', reason: `http_${up.status}`, value, retryAfterMs: wait };
   }
+}
+
+/**
+ * Watches a successful answer for its token usage as it passes: SSE through the stream
+ * watcher; JSON by keeping only its last two chunks (usage is written last, and only that
+ * small object is parsed). Other answers are not watched.
+ */
+function usageMeter(up: UpstreamResponse): { push: (c: Buffer) => void; usage: () => Usage | null; model: () => string | null } | null {
+  if (up.status < 200 || up.status >= 300) return null;
+  const type = up.headers['content-type'] ?? '';
+  if (type.startsWith('text/event-stream')) {
+    const w = new SseUsageWatcher();
+    return { push: (c) => w.push(c), usage: () => w.usage(), model: () => w.model() };
+  }
+  if (!type.startsWith('application/json')) return null;
+  let prev: Buffer | null = null;
+  let last: Buffer | null = null;
+  return {
+    push: (c) => {
+      prev = last;
+      last = c;
+    },
+    usage: () => (last === null ? null : usageFromJson(prev === null ? last : Buffer.concat([prev, last]))),
+    model: () => null,
+  };
 }
 
 function relayErrorCode(outcome: RelayOutcome): string {

@@ -13,16 +13,18 @@ import { requestIdFor } from './http/request-id.js';
 import type { Logger } from './logging/logger.js';
 import { sendError, type ProxyHandler } from './proxy-handler.js';
 import type { CircuitBreaker } from './resilience/circuit-breaker.js';
-import type { ProxyStats } from './stats.js';
+import type { Telemetry } from './observe/telemetry.js';
 import type { Transport } from './upstream/transport.js';
 import { tunnelWebSocket } from './upstream/websocket-tunnel.js';
+import { routeTemplate } from './http/route-template.js';
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics/registry.js';
 import type { Clock } from './clock.js';
 
 export interface ServerParts {
   readonly config: Config;
   readonly version: string;
   readonly handler: ProxyHandler;
-  readonly stats: ProxyStats;
+  readonly telemetry: Telemetry;
   readonly transport: Transport;
   readonly breaker: CircuitBreaker | null;
   readonly logger: Logger;
@@ -43,16 +45,17 @@ function sendJson(res: ServerResponse, status: number, value: unknown, extra?: R
 export function healthReport(p: ServerParts): { status: number; body: Record<string, unknown> } {
   const draining = p.isDraining();
   const t = p.transport.stats();
+  const stats = p.telemetry.stats;
   return {
     status: draining ? 503 : 200,
     body: {
       status: draining ? 'draining' : 'ok',
-      uptime_s: p.stats.uptimeSec(),
+      uptime_s: stats.uptimeSec(),
       version: p.version,
-      in_flight: p.stats.inFlight,
+      in_flight: stats.inFlight,
       upstream: { url: p.config.upstreamUrl.href, protocol: t.protocol, open_connections: t.openConnections },
       circuit_breaker: p.breaker === null ? { state: 'disabled' } : breakerView(p),
-      last_upstream_error: p.stats.lastUpstreamError,
+      last_upstream_error: stats.lastUpstreamError,
     },
   };
 }
@@ -64,7 +67,7 @@ function breakerView(p: ServerParts): Record<string, unknown> {
 }
 
 export function statsReport(p: ServerParts): Record<string, unknown> {
-  const s = p.stats;
+  const s = p.telemetry.stats;
   const byClass: Record<string, number> = {};
   for (const [status, n] of s.byStatus) {
     const cls = `${Math.floor(status / 100)}xx`;
@@ -72,8 +75,11 @@ export function statsReport(p: ServerParts): Record<string, unknown> {
   }
   return {
     uptime_s: s.uptimeSec(),
-    requests: { total: s.requests, by_status: Object.fromEntries(s.byStatus), by_class: byClass },
+    requests: { total: s.requests, by_class: byClass, by_status: Object.fromEntries(s.byStatus), by_endpoint: Object.fromEntries(s.byEndpoint) },
     in_flight: s.inFlight,
+    latency_ms: s.durationMs.percentiles(),
+    time_to_first_byte_ms: s.ttfbMs.percentiles(),
+    tokens: Object.fromEntries(s.tokens),
     upstream_attempts: Object.fromEntries(s.attempts),
     retries: { total: s.totalRetries(), by_reason: Object.fromEntries(s.retries) },
     rate_limited: s.rateLimited,
@@ -131,8 +137,15 @@ function route(p: ServerParts, req: IncomingMessage, res: ServerResponse): void 
       return;
     case '/metrics':
       if (p.metrics !== null) {
-        const text = p.metrics();
-        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+        let text: string;
+        try {
+          text = p.metrics();
+        } catch (err) {
+          p.logger.error('metrics collection failed', { err: err as Error });
+          sendJson(res, 500, JSON.parse(errorBody('Metrics collection failed.', 'server_error', 'metrics_failed')));
+          return;
+        }
+        res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
         res.end(text);
         return;
       }
@@ -149,17 +162,36 @@ function upgrade(p: ServerParts, req: IncomingMessage, socket: Duplex, head: Buf
     socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
     return;
   }
-  p.stats.inFlight++;
+  p.telemetry.requestStarted();
+  const started = p.clock.now();
   const base = p.config.upstreamUrl.pathname.replace(/\/+$/, '');
+  const client = clientAddress(req, p.config.trustProxy);
   tunnelWebSocket(req, socket, head, {
     origin: p.config.upstreamUrl,
     path: base + (req.url ?? '/'),
     requestId,
-    clientIp: clientAddress(req, p.config.trustProxy),
+    clientIp: client,
     connectTimeoutMs: p.config.connectTimeoutMs,
-    onClose: (outcome) => {
-      p.stats.inFlight--;
-      p.stats.requestEnded(outcome === 'closed' ? 101 : 503);
+    onClose: (outcome, bytesIn, bytesOut) => {
+      const url = req.url ?? '/';
+      p.telemetry.requestFinished({
+        requestId,
+        client,
+        method: req.method ?? 'GET',
+        path: url,
+        endpoint: routeTemplate(url),
+        model: null,
+        stream: true,
+        status: outcome === 'closed' ? 101 : 503,
+        durationMs: p.clock.now() - started,
+        ttfbMs: null,
+        attempts: 1,
+        bytesIn,
+        bytesOut,
+        promptTokens: null,
+        completionTokens: null,
+        error: outcome === 'closed' ? null : 'upstream_unreachable',
+      });
     },
   });
 }

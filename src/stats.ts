@@ -1,9 +1,15 @@
 /**
- * Counters the proxy keeps about itself, for /health and /stats. Plain numbers and small
- * maps keyed by bounded values (status codes, outcome and reason names), so nothing a
+ * What the proxy knows about itself, for /health and /stats (a person with curl; Prometheus
+ * has /metrics). Plain numbers and small maps keyed by bounded values (status codes,
+ * route templates, outcome and reason names, at most MAX_MODELS model names), so nothing a
  * client sends can grow them.
  */
+import { LatencyWindow } from './observe/latency-window.js';
+
 export type AttemptOutcome = 'ok' | 'connect_error' | 'timeout' | 'reset' | 'http_5xx' | 'protocol';
+export type StreamOutcome = 'complete' | 'upstream_broken' | 'idle_timeout' | 'client_gone';
+
+const MAX_MODELS = 50;
 
 export class ProxyStats {
   readonly startedAtMs: number;
@@ -11,18 +17,25 @@ export class ProxyStats {
   inFlight = 0;
   rateLimited = 0;
   readonly byStatus = new Map<number, number>();
+  readonly byEndpoint = new Map<string, number>();
   readonly attempts = new Map<AttemptOutcome, number>();
   readonly retries = new Map<string, number>();
-  readonly streams = { complete: 0, upstream_broken: 0, idle_timeout: 0, client_gone: 0 };
+  readonly streams: Record<StreamOutcome, number> = { complete: 0, upstream_broken: 0, idle_timeout: 0, client_gone: 0 };
+  readonly tokens = new Map<string, { prompt: number; completion: number }>();
+  readonly durationMs = new LatencyWindow();
+  readonly ttfbMs = new LatencyWindow();
   lastUpstreamError: { at: string; outcome: string; message: string } | null = null;
 
   constructor(private readonly wallClock: () => number = Date.now) {
     this.startedAtMs = wallClock();
   }
 
-  requestEnded(status: number): void {
+  requestEnded(status: number, endpoint: string, durationMs: number, ttfbMs: number | null): void {
     this.requests++;
     this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
+    this.byEndpoint.set(endpoint, (this.byEndpoint.get(endpoint) ?? 0) + 1);
+    this.durationMs.record(durationMs);
+    if (ttfbMs !== null) this.ttfbMs.record(ttfbMs);
   }
 
   attempt(outcome: AttemptOutcome, message?: string): void {
@@ -32,6 +45,15 @@ export class ProxyStats {
 
   retry(reason: string): void {
     this.retries.set(reason, (this.retries.get(reason) ?? 0) + 1);
+  }
+
+  addTokens(model: string | null, prompt: number, completion: number): void {
+    let key = model ?? 'unknown';
+    if (!this.tokens.has(key) && this.tokens.size >= MAX_MODELS) key = 'other';
+    const t = this.tokens.get(key) ?? { prompt: 0, completion: 0 };
+    t.prompt += prompt;
+    t.completion += completion;
+    this.tokens.set(key, t);
   }
 
   uptimeSec(): number {

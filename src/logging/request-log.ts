@@ -1,13 +1,21 @@
 /**
  * The audit log, LOG_DIR/requests.log: one JSON object a line per forwarded request,
  * written when it ends, with the fields INTERFACE.md fixes. It never holds a credential:
- * the record is built from the request's facts, never from its headers.
+ * the record is built from the request's facts, never from its headers. Long fields are
+ * cut so one request cannot write an unbounded line.
  */
-import type { RequestRecord } from '../proxy-handler.js';
+import type { RequestRecord } from '../observe/telemetry.js';
 import type { JsonlFile } from './jsonl-file.js';
 
+const MAX_FIELD = 2048;
+const cut = (s: string | null): string | null => (s !== null && s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) : s);
+const ms = (v: number | null): number | null => (v === null ? null : Math.round(v * 100) / 100);
+
 export class RequestLog {
-  constructor(private readonly file: JsonlFile, private readonly wallClock: () => number = Date.now) {}
+  constructor(
+    private readonly file: JsonlFile,
+    private readonly wallClock: () => number = Date.now,
+  ) {}
 
   write(r: RequestRecord): void {
     this.file.writeLine(
@@ -16,20 +24,25 @@ export class RequestLog {
         request_id: r.requestId,
         client: r.client,
         method: r.method,
-        path: r.path.length > 2048 ? r.path.slice(0, 2048) : r.path,
-        model: null,
+        path: cut(r.path),
+        model: cut(r.model),
         stream: r.stream,
         status: r.status,
-        duration_ms: Math.round(r.durationMs * 100) / 100,
-        ttfb_ms: r.ttfbMs === null ? null : Math.round(r.ttfbMs * 100) / 100,
+        duration_ms: ms(r.durationMs),
+        ttfb_ms: ms(r.ttfbMs),
         attempts: r.attempts,
         bytes_in: r.bytesIn,
         bytes_out: r.bytesOut,
-        prompt_tokens: null,
-        completion_tokens: null,
+        prompt_tokens: r.promptTokens,
+        completion_tokens: r.completionTokens,
         error: r.error,
       }),
     );
+  }
+
+  /** Lines not written because the disk could not keep up. */
+  get dropped(): number {
+    return this.file.dropped;
   }
 
   reopen(): Promise<void> {

@@ -19,7 +19,8 @@ export interface TunnelOptions {
   readonly requestId: string;
   readonly clientIp: string;
   readonly connectTimeoutMs: number;
-  readonly onClose?: (outcome: 'closed' | 'connect_error') => void;
+  /** Told once when the tunnel ends, with the bytes that went each way. */
+  readonly onClose?: (outcome: 'closed' | 'connect_error', bytesIn: number, bytesOut: number) => void;
 }
 
 /** The raw HTTP/1.1 handshake sent upstream. */
@@ -46,7 +47,7 @@ export function tunnelWebSocket(req: IncomingMessage, client: Duplex, head: Buff
     clearTimeout(timer);
     upstream.destroy();
     client.destroy();
-    o.onClose?.(outcome);
+    o.onClose?.(outcome, upstream.bytesWritten, upstream.bytesRead);
   };
   const timer = setTimeout(() => refuse('connect timeout'), o.connectTimeoutMs);
   timer.unref();
@@ -57,7 +58,7 @@ export function tunnelWebSocket(req: IncomingMessage, client: Duplex, head: Buff
     ended = true;
     clearTimeout(timer);
     upstream.destroy();
-    o.onClose?.('connect_error');
+    o.onClose?.('connect_error', 0, 0);
   };
   upstream.once(o.origin.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
     connected = true;

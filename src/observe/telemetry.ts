@@ -1,0 +1,82 @@
+/**
+ * The one place a request's facts go when something happens to it: the /stats counters,
+ * the Prometheus metrics (when METRICS_ENABLED) and the audit log (when
+ * REQUEST_LOG_ENABLED). The handler reports; it never touches a metric name or a log
+ * field. Observing never breaks a request: a failing sink is swallowed here.
+ */
+import type { ProxyMetrics } from '../metrics/proxy-metrics.js';
+import type { RequestLog } from '../logging/request-log.js';
+import type { AttemptOutcome, ProxyStats, StreamOutcome } from '../stats.js';
+
+export interface RequestRecord {
+  readonly requestId: string;
+  readonly client: string;
+  readonly method: string;
+  readonly path: string;
+  /** Route template (`/v1/files/{file_id}`), bounded. */
+  readonly endpoint: string;
+  readonly model: string | null;
+  readonly stream: boolean;
+  readonly status: number;
+  readonly durationMs: number;
+  readonly ttfbMs: number | null;
+  readonly attempts: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly promptTokens: number | null;
+  readonly completionTokens: number | null;
+  readonly error: string | null;
+}
+
+export class Telemetry {
+  constructor(
+    readonly stats: ProxyStats,
+    private readonly metrics: ProxyMetrics | null,
+    private readonly requestLog: RequestLog | null,
+  ) {}
+
+  requestStarted(): void {
+    this.stats.inFlight++;
+    this.metrics?.inFlightInc();
+  }
+
+  requestFinished(r: RequestRecord): void {
+    this.stats.inFlight--;
+    this.stats.requestEnded(r.status, r.endpoint, r.durationMs, r.ttfbMs);
+    if (r.promptTokens !== null || r.completionTokens !== null) this.stats.addTokens(r.model, r.promptTokens ?? 0, r.completionTokens ?? 0);
+    try {
+      if (this.metrics !== null) {
+        this.metrics.inFlightDec();
+        this.metrics.requestFinished(r.method, r.endpoint, r.status, r.durationMs / 1000, r.ttfbMs === null ? null : r.ttfbMs / 1000);
+        if (r.promptTokens !== null || r.completionTokens !== null) this.metrics.tokens(r.model, r.promptTokens ?? 0, r.completionTokens ?? 0);
+      }
+      this.requestLog?.write(r);
+    } catch {
+      // observability must not take a request down
+    }
+  }
+
+  attempt(outcome: AttemptOutcome, message?: string): void {
+    this.stats.attempt(outcome, message);
+    // `protocol` is a kind of reset for the metric's fixed outcome set
+    this.metrics?.attempt(outcome === 'protocol' ? 'reset' : outcome);
+  }
+
+  retry(reason: string): void {
+    this.stats.retry(reason);
+    this.metrics?.retry(reason);
+  }
+
+  rateLimited(): void {
+    this.stats.rateLimited++;
+    this.metrics?.rateLimited();
+  }
+
+  streamEnded(outcome: StreamOutcome): void {
+    this.stats.streams[outcome]++;
+  }
+
+  breakerState(state: 'closed' | 'open' | 'half_open'): void {
+    this.metrics?.breakerState(state);
+  }
+}
