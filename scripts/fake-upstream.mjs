@@ -95,6 +95,7 @@ const MODEL_IDS = ['fake-model', 'fake-model-2', 'fake-embed', 'fake-tts', 'fake
 const FAULT_ACTIONS = new Set(['close', 'status', 'hang', 'reset', 'slow']);
 const WS_GUID = '258EAFA5-E914-47C7-95CA-C5AB0DC85B11';
 const WS_OP = Object.freeze({ CONT: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa });
+/** @type {Buffer} */
 const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -551,6 +552,7 @@ export function parseMultipart(body, contentType) {
   const separator = Buffer.from(`\r\n--${boundary}`);
 
   // The first delimiter opens the body, or follows a preamble and a CRLF.
+  /** @type {number} */
   let pos;
   if (body.subarray(0, opening.length).equals(opening)) pos = opening.length;
   else {
@@ -614,6 +616,7 @@ function invalidUrl(ctx) {
  */
 function sendBuffer(ctx, status, headers, body) {
   if (!canWrite(ctx)) return;
+  /** @type {Record<string,string|number>} */
   const all = { ...headers, 'content-length': body.length };
   if (ctx.requestId) all['x-request-id'] = ctx.requestId;
   ctx.res.writeHead(status, all);
@@ -1904,13 +1907,14 @@ async function main() {
   // stdout carries exactly one line (scripts parse it); request logs go to stderr.
   const logger = verbose ? (/** @type {string} */ line) => process.stderr.write(`${line}\n`) : null;
   const fake = await startFakeUpstream({ ...serverOpts, logger });
-  process.stdout.write(`fake-upstream listening on ${fake.url} (${fake.h2c ? 'h2c' : 'http/1.1'})\n`);
   const shutdown = async () => {
     await fake.close();
     process.exit(0);
   };
+  // Handlers first: a script may signal us as soon as it reads the line below.
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+  process.stdout.write(`fake-upstream listening on ${fake.url} (${fake.h2c ? 'h2c' : 'http/1.1'})\n`);
 }
 
 const isMain = (() => {
