@@ -1,9 +1,11 @@
 /**
  * Configuration: parsed once, at the edge, from an env object passed in. Every bad variable
  * is collected and reported at once (one line each, naming the variable, the value and what
- * is accepted); main exits 2 on any. The table below is also what `--help` prints, so the
+ * is accepted; a secret's value is never echoed); main exits 2 on any. The table below is also what `--help` prints, so the
  * help text cannot drift from the parser.
  */
+
+import { ApiKeys } from './security/api-keys.js';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
 
@@ -38,6 +40,13 @@ export interface Config {
   readonly poolSize: number;
   readonly maxRequestBodyBytes: number;
   readonly maxReplayBodyBytes: number;
+  /** Client keys from PROXY_API_KEYS; null = open proxy (unless a keys file is given). */
+  readonly proxyApiKeys: ApiKeys | null;
+  readonly proxyApiKeysFile: string | null;
+  readonly upstreamApiKey: string | null;
+  readonly adminToken: string | null;
+  readonly adminPort: number;
+  readonly clientTimeoutMs: number;
 }
 
 type Parser = (raw: string) => unknown;
@@ -47,6 +56,8 @@ interface VarSpec {
   readonly accepts: string;
   readonly help: string;
   readonly parse: Parser;
+  /** Never echo the value (in errors or help). */
+  readonly secret?: boolean;
 }
 
 const BAD = Symbol('bad');
@@ -93,6 +104,20 @@ const logLevel = (raw: string) => {
   return ['DEBUG', 'INFO', 'WARNING', 'ERROR'].includes(level) ? level : BAD;
 };
 const nonEmpty = (raw: string) => (raw.trim() === '' ? BAD : raw.trim());
+const optionalPath = (raw: string) => (raw.trim() === '' ? null : raw.trim());
+const secretToken = (raw: string) => {
+  const v = raw.trim();
+  if (v === '') return null;
+  return v.length >= 8 && !/\s/.test(v) ? v : BAD;
+};
+const apiKeys = (raw: string) => {
+  if (raw.trim() === '') return null;
+  try {
+    return ApiKeys.parse(raw, 'PROXY_API_KEYS');
+  } catch {
+    return BAD;
+  }
+};
 
 const SECONDS_POS = 'a number of seconds > 0 (fractions allowed)';
 const SECONDS_NONNEG = 'a number of seconds >= 0 (fractions allowed)';
@@ -129,6 +154,12 @@ export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
   { key: 'upstreamHttp2', name: 'UPSTREAM_HTTP2', def: 'false', accepts: BOOL, help: 'HTTP/2 to the upstream (ALPN on https, prior knowledge on http)', parse: bool },
   { key: 'poolSize', name: 'POOL_SIZE', def: '1024', accepts: 'an integer >= 1', help: 'upstream connections at most (HTTP/1.1 sockets, or HTTP/2 sessions); idle ones are kept alive', parse: integer(1) },
   { key: 'maxRequestBodyBytes', name: 'MAX_REQUEST_BODY', def: '512MiB', accepts: 'bytes, optionally with a unit (k, m, g, KiB, MiB, GiB)', help: 'larger request bodies get 413', parse: bytes },
+  { key: 'proxyApiKeys', name: 'PROXY_API_KEYS', def: '', secret: true, accepts: 'comma-separated keys (or id=key), each at least 8 characters without spaces', help: 'client keys the proxy accepts (Bearer or api-key header); unset = no key needed', parse: apiKeys },
+  { key: 'proxyApiKeysFile', name: 'PROXY_API_KEYS_FILE', def: '', accepts: 'a file path', help: 'file with one key (or id=key) a line, # comments; reread on SIGHUP', parse: optionalPath },
+  { key: 'upstreamApiKey', name: 'UPSTREAM_API_KEY', def: '', secret: true, accepts: 'a token of at least 8 characters without spaces', help: "sent upstream as Bearer in place of the client's credentials; never shown or logged", parse: secretToken },
+  { key: 'adminToken', name: 'ADMIN_TOKEN', def: '', secret: true, accepts: 'a token of at least 8 characters without spaces', help: '/metrics and /stats answer only a request bearing it (Bearer); / and /health stay open', parse: secretToken },
+  { key: 'adminPort', name: 'ADMIN_PORT', def: '0', accepts: 'an integer 0-65535 (0 = off)', help: 'also serve /, /health, /metrics, /stats on 127.0.0.1:ADMIN_PORT, without ADMIN_TOKEN', parse: integer(0, 65535) },
+  { key: 'clientTimeoutMs', name: 'CLIENT_TIMEOUT', def: '60', accepts: SECONDS_POS, help: 'a client must send its headers, and keep its body flowing, within this (slow clients are cut: 408)', parse: seconds(0, false) },
   { key: 'maxReplayBodyBytes', name: 'MAX_REPLAY_BODY', def: '16MiB', accepts: 'bytes, optionally with a unit (k, m, g, KiB, MiB, GiB)', help: 'request bodies up to this size are kept for retries; larger ones stream through and are not retried once sent', parse: bytes },
 ];
 
@@ -148,7 +179,8 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     const raw = given === undefined ? v.def : given;
     const value = v.parse(raw);
     if (value === BAD) {
-      problems.push(`config error: ${v.name}=${JSON.stringify(raw)} is not accepted; expected ${v.accepts}`);
+      const shown = v.secret ? '(value hidden)' : JSON.stringify(raw);
+      problems.push(`config error: ${v.name}=${shown} is not accepted; expected ${v.accepts}`);
     } else {
       out[v.key] = value;
     }
@@ -166,7 +198,7 @@ export function helpText(): string {
     '',
     'Environment variables (default in brackets):',
   ];
-  for (const v of VARIABLES) lines.push(`  ${v.name.padEnd(26)} [${v.def}]  ${v.help}`);
+  for (const v of VARIABLES) lines.push(`  ${v.name.padEnd(26)} [${v.def === '' ? 'unset' : v.def}]  ${v.help}`);
   lines.push('', 'Endpoints: GET / , /health, /stats, /metrics; everything under /v1/ is forwarded.');
   return lines.join('\n');
 }

@@ -9,6 +9,8 @@ export type ProxyErrorKind =
   | 'method_not_allowed'
   | 'body_too_large'
   | 'bad_request'
+  | 'unauthorized'
+  | 'request_timeout'
   | 'rate_limited'
   | 'upstream_unreachable'
   | 'upstream_protocol'
@@ -30,6 +32,8 @@ const KINDS: Record<ProxyErrorKind, KindInfo> = {
   method_not_allowed: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed', noRetry: false },
   body_too_large: { status: 413, type: 'invalid_request_error', code: 'request_too_large', noRetry: false },
   bad_request: { status: 400, type: 'invalid_request_error', code: 'bad_request', noRetry: false },
+  unauthorized: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key', noRetry: false },
+  request_timeout: { status: 408, type: 'invalid_request_error', code: 'request_timeout', noRetry: true },
   rate_limited: { status: 429, type: 'requests', code: 'rate_limit_exceeded', noRetry: false },
   upstream_unreachable: { status: 503, type: 'service_unavailable_error', code: 'upstream_unreachable', noRetry: true },
   upstream_protocol: { status: 502, type: 'server_error', code: 'upstream_protocol_error', noRetry: true },

@@ -19,6 +19,8 @@ import { ConcurrencyGate } from './resilience/concurrency-gate.js';
 import { RateLimiter } from './resilience/rate-limiter.js';
 import { RetryBudget } from './resilience/retry-budget.js';
 import { createProxyServer } from './server.js';
+import { createAdminServer } from './own-endpoints.js';
+import { KeyRing } from './security/key-ring.js';
 import { ProxyStats } from './stats.js';
 import { Registry } from './metrics/registry.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
@@ -37,7 +39,7 @@ function packageVersion(): string {
 }
 
 function makeTransport(config: Config): Transport {
-  const common = { origin: config.upstreamUrl, connectTimeoutMs: config.connectTimeoutMs, maxBodyBytes: config.maxRequestBodyBytes };
+  const common = { origin: config.upstreamUrl, connectTimeoutMs: config.connectTimeoutMs };
   return config.upstreamHttp2 ? new Http2Transport({ ...common, maxSessions: config.poolSize }) : new Http1Transport({ ...common, poolSize: config.poolSize });
 }
 
@@ -57,6 +59,14 @@ function main(): void {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(err.problems.join('\n') + '\n');
+    process.exit(2);
+  }
+
+  let keyRing: KeyRing;
+  try {
+    keyRing = new KeyRing(config.proxyApiKeys, config.proxyApiKeysFile);
+  } catch (err) {
+    process.stderr.write(`config error: ${(err as Error).message}\n`);
     process.exit(2);
   }
 
@@ -90,10 +100,18 @@ function main(): void {
     breaker,
     gate: config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock }) : null,
     budget: new RetryBudget({ ratio: config.retryBudgetRatio }),
+    apiKeys: () => keyRing.current(),
   });
 
   let draining = false;
-  const server = createProxyServer({ config, version, handler, telemetry, transport, breaker, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining });
+  const own = { config, version, telemetry, transport, breaker, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
+  const server = createProxyServer({ ...own, handler, apiKeys: () => keyRing.current() });
+  const admin = config.adminPort > 0 ? createAdminServer(own) : null;
+  admin?.on('error', (err) => {
+    process.stderr.write(`cannot listen on 127.0.0.1:${config.adminPort} (ADMIN_PORT): ${err.message}\n`);
+    process.exit(1);
+  });
+  admin?.listen(config.adminPort, '127.0.0.1', () => logger.info('admin endpoints listening', { host: '127.0.0.1', port: config.adminPort }));
   server.on('error', (err) => {
     logger.error('cannot listen', { err, host: config.host, port: config.port });
     process.stderr.write(`cannot listen on ${config.host}:${config.port}: ${err.message}\n`);
@@ -101,7 +119,8 @@ function main(): void {
   });
   server.listen(config.port, config.host, () => {
     const addr = server.address() as AddressInfo;
-    logger.info('listening', { host: addr.address, port: addr.port, upstream: config.upstreamUrl.href, protocol: transport.stats().protocol, version });
+    logger.info('listening', { host: addr.address, port: addr.port, upstream: config.upstreamUrl.href, protocol: transport.stats().protocol, version, client_keys: keyRing.current()?.size ?? 'off' });
+    if (keyRing.current() === null) logger.info('no PROXY_API_KEYS: every client that reaches this port is served');
   });
 
   const closeLogs = async (): Promise<void> => {
@@ -118,11 +137,13 @@ function main(): void {
     const started = clock.now();
     logger.info('draining', { signal, in_flight: telemetry.stats.inFlight, timeout_s: config.shutdownTimeoutMs / 1000 });
     server.close();
+    admin?.close();
     server.closeIdleConnections();
     const finish = (cut: number): void => {
       clearInterval(poll);
       if (cut > 0) logger.warn('shutdown timeout: cutting requests still in flight', { cut });
       server.closeAllConnections();
+      admin?.closeAllConnections();
       void transport
         .close()
         .catch(() => {})
@@ -144,6 +165,13 @@ function main(): void {
     void appFile.reopen();
     void requestLog?.reopen();
     logger.info('log files reopened');
+    if (config.proxyApiKeysFile !== null) {
+      try {
+        logger.info('client keys reloaded', { keys: keyRing.reload() });
+      } catch (err) {
+        logger.error('client keys file could not be reloaded; the previous keys stay in force', { err: (err as Error).message });
+      }
+    }
   });
 }
 

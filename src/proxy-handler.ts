@@ -9,7 +9,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { ProxyError, renderError } from './errors.js';
-import { toClientHeaders, toUpstreamHeaders } from './http/headers.js';
+import { toClientHeaders, toUpstreamHeaders, type ForwardContext } from './http/headers.js';
+import { presentedKey } from './http/credentials.js';
+import type { ApiKeys } from './security/api-keys.js';
 import { clientAddress, clientKey } from './http/client-identity.js';
 import { ClientGone, readRequestBody, type RequestBody } from './http/request-body.js';
 import { requestIdFor } from './http/request-id.js';
@@ -39,7 +41,15 @@ export interface ProxyParts {
   readonly breaker: CircuitBreaker | null;
   readonly gate: ConcurrencyGate | null;
   readonly budget: RetryBudget;
+  /** The client keys in force now (they can be reloaded); null = no key needed. */
+  readonly apiKeys: () => ApiKeys | null;
   readonly random?: () => number;
+}
+
+/** What to do with client credentials toward the upstream, from the config. */
+export function credentialPolicy(config: Config, keysOn: boolean): ForwardContext['credentials'] {
+  if (config.upstreamApiKey !== null) return { authorization: `Bearer ${config.upstreamApiKey}` };
+  return keysOn ? 'strip' : 'pass';
 }
 
 /** Why the attempt signal fired. */
@@ -71,8 +81,8 @@ export function sendError(res: ServerResponse, err: ProxyError, requestId: strin
     'x-request-id': requestId,
     ...extra,
     ...err.responseHeaders(),
-    // the rest of an oversized body is never read: the connection cannot be reused
-    ...(err.kind === 'body_too_large' ? { connection: 'close' } : {}),
+    // the rest of an oversized or stalled body is never read: the connection cannot be reused
+    ...(err.kind === 'body_too_large' || err.kind === 'request_timeout' ? { connection: 'close' } : {}),
   });
   res.end(body);
   return err.status;
@@ -109,10 +119,22 @@ export class ProxyHandler {
     let probe = false;
     let breakerVerdict = false;
     try {
+      // 0. who is asking, when keys are required
+      const keys = this.p.apiKeys();
+      let keyId: string | null = null;
+      if (keys !== null) {
+        const presented = presentedKey(req.headers);
+        keyId = keys.match(presented);
+        if (keyId === null) {
+          error = 'invalid_api_key';
+          status = sendError(res, new ProxyError('unauthorized', presented === undefined ? 'You did not provide an API key. Send it as "Authorization: Bearer <key>".' : 'Incorrect API key provided.'), requestId);
+          return;
+        }
+      }
       // 1. the client's bucket
       let rateHeaders: Record<string, string> | undefined;
       if (this.p.limiter !== null) {
-        const d = this.p.limiter.check(clientKey(req, client), started);
+        const d = this.p.limiter.check(clientKey(req, client, keyId), started);
         rateHeaders = {
           'x-ratelimit-limit-requests': String(d.limit),
           'x-ratelimit-remaining-requests': String(d.remaining),
@@ -138,7 +160,7 @@ export class ProxyHandler {
       // 3. the body
       let body: RequestBody;
       try {
-        body = await readRequestBody(req, { maxReplayBytes: config.maxReplayBodyBytes, maxBodyBytes: config.maxRequestBodyBytes });
+        body = await readRequestBody(req, { maxReplayBytes: config.maxReplayBodyBytes, maxBodyBytes: config.maxRequestBodyBytes, idleTimeoutMs: config.clientTimeoutMs });
       } catch (err) {
         if (err instanceof ProxyError) {
           error = err.code;
@@ -183,7 +205,7 @@ export class ProxyHandler {
       const upstreamReq: UpstreamRequest = {
         method: req.method ?? 'GET',
         path: this.upstreamBase + url,
-        headers: toUpstreamHeaders(req.headers, { clientIp: client, trustProxy: config.trustProxy, requestId, upstreamHost: this.upstreamHost, http2: config.upstreamHttp2 }),
+        headers: toUpstreamHeaders(req.headers, { clientIp: client, trustProxy: config.trustProxy, requestId, upstreamHost: this.upstreamHost, http2: config.upstreamHttp2, credentials: credentialPolicy(config, keys !== null) }),
         body,
       };
       let holdingRetry = false;

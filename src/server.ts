@@ -1,179 +1,95 @@
 /**
- * The node:http server and its route table: the proxy's own endpoints (`/`, `/health`,
- * `/stats`, `/metrics`), WebSocket upgrades under `/v1/`, and everything else under `/v1/`
- * to the proxy handler. Anything outside gets an OpenAI-shaped 404 without touching the
- * upstream. No policy here.
+ * The node:http server and its route table: the proxy's own endpoints, WebSocket upgrades
+ * under `/v1/`, and everything else under `/v1/` to the proxy handler. Anything outside
+ * gets an OpenAI-shaped 404 without touching the upstream. No policy here, but the server's
+ * own limits against hostile clients: headers must arrive within CLIENT_TIMEOUT (slow
+ * loris), header size is node's 16 KiB, and what node cannot parse gets a JSON 400.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Config } from './config.js';
 import { ProxyError, errorBody } from './errors.js';
 import { clientAddress } from './http/client-identity.js';
+import { presentedKey } from './http/credentials.js';
 import { requestIdFor } from './http/request-id.js';
-import type { Logger } from './logging/logger.js';
-import { sendError, type ProxyHandler } from './proxy-handler.js';
-import type { CircuitBreaker } from './resilience/circuit-breaker.js';
-import type { Telemetry } from './observe/telemetry.js';
-import type { Transport } from './upstream/transport.js';
-import { tunnelWebSocket } from './upstream/websocket-tunnel.js';
 import { routeTemplate } from './http/route-template.js';
-import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics/registry.js';
-import type { Clock } from './clock.js';
+import { credentialPolicy, sendError, type ProxyHandler } from './proxy-handler.js';
+import type { ApiKeys } from './security/api-keys.js';
+import { pathOf, serveOwn, type OwnParts } from './own-endpoints.js';
+import { tunnelWebSocket } from './upstream/websocket-tunnel.js';
 
-export interface ServerParts {
-  readonly config: Config;
-  readonly version: string;
+export interface ServerParts extends OwnParts {
   readonly handler: ProxyHandler;
-  readonly telemetry: Telemetry;
-  readonly transport: Transport;
-  readonly breaker: CircuitBreaker | null;
-  readonly logger: Logger;
-  readonly clock: Clock;
-  /** Renders /metrics; null = 404. */
-  readonly metrics: (() => string) | null;
-  readonly isDraining: () => boolean;
+  readonly apiKeys: () => ApiKeys | null;
 }
 
-const JSON_TYPE = 'application/json';
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 503: 'Service Unavailable' };
 
-function sendJson(res: ServerResponse, status: number, value: unknown, extra?: Record<string, string>): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...extra });
-  res.end(body);
-}
-
-export function healthReport(p: ServerParts): { status: number; body: Record<string, unknown> } {
-  const draining = p.isDraining();
-  const t = p.transport.stats();
-  const stats = p.telemetry.stats;
-  return {
-    status: draining ? 503 : 200,
-    body: {
-      status: draining ? 'draining' : 'ok',
-      uptime_s: stats.uptimeSec(),
-      version: p.version,
-      in_flight: stats.inFlight,
-      upstream: { url: p.config.upstreamUrl.href, protocol: t.protocol, open_connections: t.openConnections },
-      circuit_breaker: p.breaker === null ? { state: 'disabled' } : breakerView(p),
-      last_upstream_error: stats.lastUpstreamError,
-    },
-  };
-}
-
-function breakerView(p: ServerParts): Record<string, unknown> {
-  const s = p.breaker!.snapshot(p.clock.now());
-  const since = s.lastTransitionAt === null ? null : new Date(Date.now() - (p.clock.now() - s.lastTransitionAt)).toISOString();
-  return { state: s.state, consecutive_failures: s.consecutiveFailures, last_transition: since, retry_after_s: Math.ceil(s.retryAfterMs / 1000) };
-}
-
-export function statsReport(p: ServerParts): Record<string, unknown> {
-  const s = p.telemetry.stats;
-  const byClass: Record<string, number> = {};
-  for (const [status, n] of s.byStatus) {
-    const cls = `${Math.floor(status / 100)}xx`;
-    byClass[cls] = (byClass[cls] ?? 0) + n;
-  }
-  return {
-    uptime_s: s.uptimeSec(),
-    requests: { total: s.requests, by_class: byClass, by_status: Object.fromEntries(s.byStatus), by_endpoint: Object.fromEntries(s.byEndpoint) },
-    in_flight: s.inFlight,
-    latency_ms: s.durationMs.percentiles(),
-    time_to_first_byte_ms: s.ttfbMs.percentiles(),
-    tokens: Object.fromEntries(s.tokens),
-    upstream_attempts: Object.fromEntries(s.attempts),
-    retries: { total: s.totalRetries(), by_reason: Object.fromEntries(s.retries) },
-    rate_limited: s.rateLimited,
-    streams: s.streams,
-    circuit_breaker: p.breaker === null ? { state: 'disabled' } : breakerView(p),
-    upstream: { ...p.transport.stats(), url: p.config.upstreamUrl.href },
-    last_upstream_error: s.lastUpstreamError,
-  };
+/** An OpenAI-shaped error written straight to a socket (no ServerResponse exists yet). */
+function rawError(socket: Duplex, status: number, message: string, type: string, code: string, requestId?: string): void {
+  const body = errorBody(message, type, code);
+  const id = requestId === undefined ? '' : `x-request-id: ${requestId}\r\n`;
+  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${id}connection: close\r\n\r\n${body}`);
 }
 
 export function createProxyServer(p: ServerParts): http.Server {
-  const server = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => route(p, req, res));
+  const server = http.createServer(
+    {
+      keepAliveTimeout: 65_000,
+      headersTimeout: p.config.clientTimeoutMs,
+      // how often node checks headersTimeout: its 30 s default would let a slow client
+      // hold a connection for up to 30 s past CLIENT_TIMEOUT
+      connectionsCheckingInterval: Math.min(1000, p.config.clientTimeoutMs),
+    },
+    (req, res) => {
+      const url = req.url ?? '/';
+      if (p.isDraining()) res.setHeader('connection', 'close');
+      if (url.startsWith('/v1/')) {
+        p.handler.handle(req, res).catch((err: unknown) => p.logger.error('handler crashed', { err: err as Error }));
+        return;
+      }
+      const path = pathOf(url);
+      if (!serveOwn(p, req, res, path, true)) sendError(res, new ProxyError('not_found', `Invalid URL (${req.method} ${path})`), requestIdFor(req.headers['x-request-id']));
+    },
+  );
   // Requests may take many minutes (long generations, big uploads): the deadlines that
-  // matter are the proxy's own TIMEOUT phases, not node's whole-request timer.
+  // matter are the proxy's own phases (TIMEOUT, CLIENT_TIMEOUT for a stalled body), not
+  // node's whole-request timer.
   server.requestTimeout = 0;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(p, req, socket, head));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
-      const body = errorBody('The request could not be parsed.', 'invalid_request_error', err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request');
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-    } else {
+    if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
       socket.destroy();
+    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      rawError(socket, 408, 'The request headers did not arrive in time.', 'invalid_request_error', 'request_timeout');
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      rawError(socket, 431, 'The request headers are too large.', 'invalid_request_error', 'headers_too_large');
+    } else {
+      rawError(socket, 400, 'The request could not be parsed.', 'invalid_request_error', 'bad_request');
     }
   });
   return server;
 }
 
-function route(p: ServerParts, req: IncomingMessage, res: ServerResponse): void {
-  const url = req.url ?? '/';
-  if (url.startsWith('/v1/')) {
-    if (p.isDraining()) res.setHeader('connection', 'close');
-    p.handler.handle(req, res).catch((err: unknown) => p.logger.error('handler crashed', { err: err as Error }));
-    return;
-  }
-  const q = url.indexOf('?');
-  const path = q === -1 ? url : url.slice(0, q);
-  const own = path === '/' || path === '/health' || path === '/stats' || path === '/metrics';
-  if (own && req.method !== 'GET' && req.method !== 'HEAD') {
-    sendError(res, new ProxyError('method_not_allowed', `Method ${req.method} is not allowed on ${path}.`), requestIdFor(req.headers['x-request-id']), { allow: 'GET, HEAD' });
-    return;
-  }
-  if (p.isDraining()) res.setHeader('connection', 'close');
-  switch (own ? path : '') {
-    case '/':
-      sendJson(res, 200, { status: 'ok' });
-      return;
-    case '/health': {
-      const h = healthReport(p);
-      sendJson(res, h.status, h.body);
-      return;
-    }
-    case '/stats':
-      sendJson(res, 200, statsReport(p));
-      return;
-    case '/metrics':
-      if (p.metrics !== null) {
-        let text: string;
-        try {
-          text = p.metrics();
-        } catch (err) {
-          p.logger.error('metrics collection failed', { err: err as Error });
-          sendJson(res, 500, JSON.parse(errorBody('Metrics collection failed.', 'server_error', 'metrics_failed')));
-          return;
-        }
-        res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-        res.end(text);
-        return;
-      }
-  }
-  sendError(res, new ProxyError('not_found', `Invalid URL (${req.method} ${path})`), requestIdFor(req.headers['x-request-id']));
-}
-
 function upgrade(p: ServerParts, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const requestId = requestIdFor(req.headers['x-request-id']);
+  const url = req.url ?? '/';
   const isWs = typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
-  if (!isWs || !(req.url ?? '').startsWith('/v1/') || p.isDraining()) {
-    const status = p.isDraining() ? '503 Service Unavailable' : '404 Not Found';
-    const body = errorBody(p.isDraining() ? 'The proxy is shutting down.' : `Invalid URL (${req.method} ${req.url}) for an upgrade`, p.isDraining() ? 'service_unavailable_error' : 'invalid_request_error', p.isDraining() ? 'draining' : 'not_found');
-    socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`);
-    return;
-  }
+  if (p.isDraining()) return rawError(socket, 503, 'The proxy is shutting down.', 'service_unavailable_error', 'draining', requestId);
+  if (!isWs || !url.startsWith('/v1/')) return rawError(socket, 404, `Invalid URL (${req.method} ${pathOf(url)}) for an upgrade`, 'invalid_request_error', 'not_found', requestId);
+  const keys = p.apiKeys();
+  if (keys !== null && keys.match(presentedKey(req.headers)) === null) return rawError(socket, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key', requestId);
   p.telemetry.requestStarted();
   const started = p.clock.now();
   const base = p.config.upstreamUrl.pathname.replace(/\/+$/, '');
   const client = clientAddress(req, p.config.trustProxy);
   tunnelWebSocket(req, socket, head, {
     origin: p.config.upstreamUrl,
-    path: base + (req.url ?? '/'),
+    path: base + url,
     requestId,
     clientIp: client,
     connectTimeoutMs: p.config.connectTimeoutMs,
+    credentials: credentialPolicy(p.config, keys !== null),
     onClose: (outcome, bytesIn, bytesOut) => {
-      const url = req.url ?? '/';
       p.telemetry.requestFinished({
         requestId,
         client,

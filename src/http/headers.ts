@@ -41,6 +41,12 @@ export interface ForwardContext {
   /** `host[:port]` of the upstream, for the Host / :authority header. */
   readonly upstreamHost: string;
   readonly http2: boolean;
+  /**
+   * The client's credentials toward the upstream: `pass` them on (an open proxy in front
+   * of an upstream that checks keys itself), `strip` them (they were the proxy's own keys),
+   * or a value that replaces them (UPSTREAM_API_KEY, as `Bearer …`).
+   */
+  readonly credentials: 'pass' | 'strip' | { readonly authorization: string };
 }
 
 /**
@@ -53,8 +59,10 @@ export function toUpstreamHeaders(incoming: IncomingHttpHeaders, ctx: ForwardCon
   for (const name in incoming) {
     if (HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue;
     if (name === 'host' || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || name === 'x-forwarded-host' || name === 'x-request-id') continue;
+    if ((name === 'authorization' || name === 'api-key') && ctx.credentials !== 'pass') continue;
     out[name] = incoming[name];
   }
+  if (typeof ctx.credentials === 'object') out['authorization'] = ctx.credentials.authorization;
   const priorFor = incoming['x-forwarded-for'];
   out['x-forwarded-for'] = ctx.trustProxy && priorFor ? `${Array.isArray(priorFor) ? priorFor.join(', ') : priorFor}, ${ctx.clientIp}` : ctx.clientIp;
   const priorProto = incoming['x-forwarded-proto'];

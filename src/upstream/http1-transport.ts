@@ -6,13 +6,14 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import { classifySocketError, UpstreamFailure, writeBody, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
+import { writeBody } from '../http/request-body.js';
+import { ProxyError } from '../errors.js';
+import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
 
 export interface Http1Options {
   readonly origin: URL;
   readonly poolSize: number;
   readonly connectTimeoutMs: number;
-  readonly maxBodyBytes: number;
 }
 
 export class Http1Transport implements Transport {
@@ -56,7 +57,7 @@ export class Http1Transport implements Transport {
       req.on('socket', (socket: Socket) => {
         if (!socket.connecting) {
           connected = true;
-          if (r.body.kind === 'streaming') writeBody(r.body, req, this.opts.maxBodyBytes);
+          if (r.body.kind === 'streaming') writeBody(r.body, req);
           return;
         }
         this.opened++;
@@ -69,7 +70,7 @@ export class Http1Transport implements Transport {
         socket.once(origin.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
           connected = true;
           clearTimeout(connectTimer);
-          if (r.body.kind === 'streaming') writeBody(r.body, req, this.opts.maxBodyBytes);
+          if (r.body.kind === 'streaming') writeBody(r.body, req);
         });
       });
       req.on('response', (res) => {
@@ -87,7 +88,7 @@ export class Http1Transport implements Transport {
         clearTimeout(connectTimer);
         signal.removeEventListener('abort', onAbort);
         if (answered || signal.aborted) return;
-        if (err instanceof UpstreamFailure || (err as { kind?: string }).kind === 'body_too_large') {
+        if (err instanceof UpstreamFailure || err instanceof ProxyError) {
           reject(err);
           return;
         }
@@ -97,7 +98,7 @@ export class Http1Transport implements Transport {
       });
       // A buffered body can be written at once (it is kept for a resend); a streamed one
       // only once connected, so a failed connect leaves it unread and the attempt replayable.
-      if (r.body.kind === 'buffered') writeBody(r.body, req, this.opts.maxBodyBytes);
+      if (r.body.kind === 'buffered') writeBody(r.body, req);
     });
   }
 

@@ -8,13 +8,14 @@
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { classifySocketError, UpstreamFailure, writeBody, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
+import { writeBody } from '../http/request-body.js';
+import { ProxyError } from '../errors.js';
+import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
 
 export interface Http2Options {
   readonly origin: URL;
   readonly maxSessions: number;
   readonly connectTimeoutMs: number;
-  readonly maxBodyBytes: number;
   /** Close a session that carried no stream for this long. */
   readonly idleSessionMs?: number;
 }
@@ -134,7 +135,7 @@ export class Http2Transport implements Transport {
         signal.removeEventListener('abort', onAbort);
         if (answered || signal.aborted) return;
         answered = true;
-        if (err instanceof UpstreamFailure || (err as { kind?: string }).kind === 'body_too_large') {
+        if (err instanceof UpstreamFailure || err instanceof ProxyError) {
           reject(err);
           return;
         }
@@ -155,7 +156,7 @@ export class Http2Transport implements Transport {
       });
       stream.once('error', fail);
       stream.once('close', () => fail(undefined));
-      if (hasBody) writeBody(r.body, stream, this.opts.maxBodyBytes);
+      if (hasBody) writeBody(r.body, stream);
     });
   }
 

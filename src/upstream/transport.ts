@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { tooLarge, type RequestBody } from '../http/request-body.js';
+import type { RequestBody } from '../http/request-body.js';
 
 export interface UpstreamRequest {
   readonly method: string;
@@ -65,30 +65,4 @@ export function classifySocketError(err: unknown, connected: boolean): FailureOu
   if (code.startsWith('HPE_') || code === 'ERR_HTTP2_PROTOCOL_ERROR' || code === 'ERR_INVALID_HTTP_RESPONSE') return 'protocol';
   if (!connected) return 'connect_error';
   return 'reset';
-}
-
-/**
- * Writes the request body to an outgoing stream (an http.ClientRequest or an h2 stream).
- * A streamed body is counted as it passes: past `maxBodyBytes` the attempt is destroyed
- * with the 413 error, so a body that lied about (or omitted) its length is still bounded.
- */
-export function writeBody(body: RequestBody, out: NodeJS.WritableStream & { destroy(err?: Error): void }, maxBodyBytes: number): void {
-  if (body.kind === 'buffered') {
-    if (body.data.length > 0) out.end(body.data);
-    else out.end();
-    return;
-  }
-  for (const chunk of body.head) out.write(chunk);
-  const rest = body.rest;
-  let size = body.headBytes;
-  rest.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > maxBodyBytes) {
-      rest.unpipe(out);
-      out.destroy(tooLarge(maxBodyBytes));
-    }
-  });
-  rest.on('error', (err) => out.destroy(err));
-  rest.pipe(out);
-  rest.resume();
 }

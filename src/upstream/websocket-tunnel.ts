@@ -10,7 +10,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { HOP_BY_HOP, connectionTokens } from '../http/headers.js';
+import { HOP_BY_HOP, connectionTokens, type ForwardContext } from '../http/headers.js';
 import { errorBody } from '../errors.js';
 
 export interface TunnelOptions {
@@ -19,6 +19,8 @@ export interface TunnelOptions {
   readonly requestId: string;
   readonly clientIp: string;
   readonly connectTimeoutMs: number;
+  /** As for HTTP requests: pass the client's credentials, strip them, or replace them. */
+  readonly credentials: ForwardContext['credentials'];
   /** Told once when the tunnel ends, with the bytes that went each way. */
   readonly onClose?: (outcome: 'closed' | 'connect_error', bytesIn: number, bytesOut: number) => void;
 }
@@ -31,8 +33,10 @@ export function handshakeFor(req: IncomingMessage, o: TunnelOptions): string {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (name === 'host' || name === 'x-forwarded-for' || name === 'x-request-id' || HOP_BY_HOP.has(name) || (named !== null && named.has(name) && name !== 'upgrade')) continue;
+    if ((name === 'authorization' || name === 'api-key') && o.credentials !== 'pass') continue;
     out += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
+  if (typeof o.credentials === 'object') out += `authorization: ${o.credentials.authorization}\r\n`;
   return `${out}x-forwarded-for: ${o.clientIp}\r\nx-request-id: ${o.requestId}\r\n\r\n`;
 }
 

@@ -3,12 +3,24 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toUpstreamHeaders, toClientHeaders, connectionTokens } from '../../dist/http/headers.js';
 
-const ctx = { clientIp: '127.0.0.9', trustProxy: false, requestId: 'rid-1', upstreamHost: 'llm.internal:8000', http2: false };
+const ctx = { clientIp: '127.0.0.9', trustProxy: false, requestId: 'rid-1', upstreamHost: 'llm.internal:8000', http2: false, credentials: 'pass' };
 
 test('hop-by-hop headers and those named in Connection do not go upstream', () => {
   const out = toUpstreamHeaders({ connection: 'keep-alive, X-Custom-Hop', 'x-custom-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', trailer: 'x', 'transfer-encoding': 'chunked', upgrade: 'h2c', 'proxy-authorization': 'Basic x', 'proxy-connection': 'keep-alive', authorization: 'Bearer k', 'content-type': 'application/json' }, ctx);
   assert.deepEqual(Object.keys(out).sort(), ['authorization', 'content-type', 'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-request-id']);
   assert.equal(out.host, 'llm.internal:8000');
+});
+
+test("the client's credentials pass, are stripped, or are replaced by the upstream key", () => {
+  const incoming = { authorization: 'Bearer client-key', 'api-key': 'client-key', accept: '*/*' };
+  assert.equal(toUpstreamHeaders(incoming, ctx).authorization, 'Bearer client-key');
+  const stripped = toUpstreamHeaders(incoming, { ...ctx, credentials: 'strip' });
+  assert.equal(stripped.authorization, undefined);
+  assert.equal(stripped['api-key'], undefined);
+  const replaced = toUpstreamHeaders(incoming, { ...ctx, credentials: { authorization: 'Bearer upstream-key' } });
+  assert.equal(replaced.authorization, 'Bearer upstream-key');
+  assert.equal(replaced['api-key'], undefined);
+  assert.equal(replaced.accept, '*/*');
 });
 
 test('an untrusted client cannot forge X-Forwarded-*', () => {

@@ -1,0 +1,149 @@
+/**
+ * The proxy's own endpoints: `/` (alive), `/health` (for load balancers and Docker),
+ * `/stats` (JSON for a person) and `/metrics` (Prometheus). With ADMIN_TOKEN set, /stats
+ * and /metrics answer only a request bearing it; / and /health stay open. The same table
+ * serves the optional loopback-only ADMIN_PORT listener, where no token is asked.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Clock } from './clock.js';
+import type { Config } from './config.js';
+import { ProxyError, errorBody } from './errors.js';
+import { presentedKey } from './http/credentials.js';
+import { requestIdFor } from './http/request-id.js';
+import type { Logger } from './logging/logger.js';
+import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics/registry.js';
+import type { Telemetry } from './observe/telemetry.js';
+import { sendError } from './proxy-handler.js';
+import type { CircuitBreaker } from './resilience/circuit-breaker.js';
+import type { Transport } from './upstream/transport.js';
+
+export interface OwnParts {
+  readonly config: Config;
+  readonly version: string;
+  readonly telemetry: Telemetry;
+  readonly transport: Transport;
+  readonly breaker: CircuitBreaker | null;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Renders /metrics; null = 404. */
+  readonly metrics: (() => string) | null;
+  readonly isDraining: () => boolean;
+}
+
+const OWN_PATHS: ReadonlySet<string> = new Set(['/', '/health', '/stats', '/metrics']);
+const GUARDED: ReadonlySet<string> = new Set(['/stats', '/metrics']);
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+export function healthReport(p: OwnParts): { status: number; body: Record<string, unknown> } {
+  const draining = p.isDraining();
+  const t = p.transport.stats();
+  const stats = p.telemetry.stats;
+  return {
+    status: draining ? 503 : 200,
+    body: {
+      status: draining ? 'draining' : 'ok',
+      uptime_s: stats.uptimeSec(),
+      version: p.version,
+      in_flight: stats.inFlight,
+      upstream: { url: p.config.upstreamUrl.href, protocol: t.protocol, open_connections: t.openConnections },
+      circuit_breaker: breakerView(p),
+      last_upstream_error: stats.lastUpstreamError,
+    },
+  };
+}
+
+function breakerView(p: OwnParts): Record<string, unknown> {
+  if (p.breaker === null) return { state: 'disabled' };
+  const s = p.breaker.snapshot(p.clock.now());
+  const since = s.lastTransitionAt === null ? null : new Date(Date.now() - (p.clock.now() - s.lastTransitionAt)).toISOString();
+  return { state: s.state, consecutive_failures: s.consecutiveFailures, last_transition: since, retry_after_s: Math.ceil(s.retryAfterMs / 1000) };
+}
+
+export function statsReport(p: OwnParts): Record<string, unknown> {
+  const s = p.telemetry.stats;
+  const byClass: Record<string, number> = {};
+  for (const [status, n] of s.byStatus) {
+    const cls = `${Math.floor(status / 100)}xx`;
+    byClass[cls] = (byClass[cls] ?? 0) + n;
+  }
+  return {
+    uptime_s: s.uptimeSec(),
+    requests: { total: s.requests, by_class: byClass, by_status: Object.fromEntries(s.byStatus), by_endpoint: Object.fromEntries(s.byEndpoint) },
+    in_flight: s.inFlight,
+    latency_ms: s.durationMs.percentiles(),
+    time_to_first_byte_ms: s.ttfbMs.percentiles(),
+    tokens: Object.fromEntries(s.tokens),
+    upstream_attempts: Object.fromEntries(s.attempts),
+    retries: { total: s.totalRetries(), by_reason: Object.fromEntries(s.retries) },
+    rate_limited: s.rateLimited,
+    streams: s.streams,
+    circuit_breaker: breakerView(p),
+    upstream: { ...p.transport.stats(), url: p.config.upstreamUrl.href },
+    last_upstream_error: s.lastUpstreamError,
+  };
+}
+
+/** Compares a presented token with ADMIN_TOKEN in constant time. */
+export function adminTokenMatches(expected: string, presented: string | undefined): boolean {
+  if (presented === undefined) return false;
+  const a = createHash('sha256').update(expected).digest();
+  const b = createHash('sha256').update(presented).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** Serves `path` if it is one of the proxy's own endpoints; false when it is not. */
+export function serveOwn(p: OwnParts, req: IncomingMessage, res: ServerResponse, path: string, guarded: boolean): boolean {
+  if (!OWN_PATHS.has(path)) return false;
+  const requestId = requestIdFor(req.headers['x-request-id']);
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendError(res, new ProxyError('method_not_allowed', `Method ${req.method} is not allowed on ${path}.`), requestId, { allow: 'GET, HEAD' });
+    return true;
+  }
+  if (guarded && p.config.adminToken !== null && GUARDED.has(path) && !adminTokenMatches(p.config.adminToken, presentedKey(req.headers))) {
+    sendError(res, new ProxyError('unauthorized', `${path} needs the admin token: send "Authorization: Bearer <ADMIN_TOKEN>".`), requestId, { 'www-authenticate': 'Bearer' });
+    return true;
+  }
+  if (path === '/') {
+    sendJson(res, 200, { status: 'ok' });
+  } else if (path === '/health') {
+    const h = healthReport(p);
+    sendJson(res, h.status, h.body);
+  } else if (path === '/stats') {
+    sendJson(res, 200, statsReport(p));
+  } else if (p.metrics === null) {
+    sendError(res, new ProxyError('not_found', 'Metrics are off (METRICS_ENABLED=false).'), requestId);
+  } else {
+    let text: string;
+    try {
+      text = p.metrics();
+    } catch (err) {
+      p.logger.error('metrics collection failed', { err: err as Error });
+      const body = errorBody('Metrics collection failed.', 'server_error', 'metrics_failed');
+      res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return true;
+    }
+    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(text);
+  }
+  return true;
+}
+
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/** The ADMIN_PORT listener: own endpoints only, no token; main binds it to 127.0.0.1. */
+export function createAdminServer(p: OwnParts): http.Server {
+  return http.createServer((req, res) => {
+    const path = pathOf(req.url ?? '/');
+    if (!serveOwn(p, req, res, path, false)) sendError(res, new ProxyError('not_found', `Invalid URL (${req.method} ${path})`), requestIdFor(req.headers['x-request-id']));
+  });
+}
