@@ -13,7 +13,7 @@ import { ConfigError, helpText, parseConfig, type Config } from './config.js';
 import { JsonlFile } from './logging/jsonl-file.js';
 import { Logger, stdoutSink } from './logging/logger.js';
 import { RequestLog } from './logging/request-log.js';
-import { ProxyHandler } from './proxy-handler.js';
+import { ProxyHandler } from './proxy/handler.js';
 import { CircuitBreaker } from './resilience/circuit-breaker.js';
 import { ConcurrencyGate } from './resilience/concurrency-gate.js';
 import { RateLimiter } from './resilience/rate-limiter.js';

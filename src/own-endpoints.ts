@@ -14,7 +14,7 @@ import { requestIdFor } from './http/request-id.js';
 import type { Logger } from './logging/logger.js';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics/registry.js';
 import type { Telemetry } from './observe/telemetry.js';
-import { sendError } from './proxy-handler.js';
+import { sendError } from './http/send-error.js';
 import type { CircuitBreaker } from './resilience/circuit-breaker.js';
 import type { Transport } from './upstream/transport.js';
 

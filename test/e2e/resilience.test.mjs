@@ -3,6 +3,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import http from 'node:http';
 import { startFakeUpstream } from '../../scripts/fake-upstream.mjs';
 import { startProxy, request, json, sseEvents, deadPort } from './helpers.mjs';
 
@@ -160,6 +161,30 @@ describe('retries', () => {
       srv.close();
     }
   });
+});
+
+test('a 503 too large to hold for a retry is passed on whole, not retried', async () => {
+  const big = Buffer.alloc(200 * 1024, 'x');
+  let hits = 0;
+  const srv = http.createServer((req, res) => {
+    hits++;
+    req.resume();
+    res.writeHead(503, { 'content-type': 'text/plain' }); // chunked: no length to judge by
+    res.write(big.subarray(0, 50 * 1024));
+    setTimeout(() => res.end(big.subarray(50 * 1024)), 20);
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const proxy = await startProxy({ UPSTREAM_URL: `http://127.0.0.1:${srv.address().port}`, RATE_LIMIT_ENABLED: 'false' });
+  try {
+    const r = await request(`${proxy.url}/v1/models`);
+    assert.equal(r.status, 503);
+    assert.equal(r.body.length, big.length);
+    assert.ok(r.body.equals(big));
+    assert.equal(hits, 1);
+  } finally {
+    await proxy.stop();
+    srv.close();
+  }
 });
 
 describe('deadlines', () => {

@@ -1,0 +1,125 @@
+/**
+ * One attempt at the upstream, turned into a verdict for the retry loop (what is safe to
+ * repeat, and what the client gets if nothing is repeated). The breaker and the telemetry
+ * hear every attempt's outcome here, in one place. A 502/503 that may be retried is read
+ * whole (it is small) so that the last one can still be passed on unchanged.
+ */
+import { PassThrough } from 'node:stream';
+import type { Clock } from '../clock.js';
+import { ProxyError } from '../errors.js';
+import { ClientGone } from '../http/request-body.js';
+import type { Telemetry } from '../observe/telemetry.js';
+import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
+import { retryAfterMs } from '../resilience/retry-after.js';
+import type { Verdict } from '../resilience/retry.js';
+import { UpstreamFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from '../upstream/transport.js';
+
+/** What the client will get. */
+export type Answer =
+  | { readonly kind: 'stream'; readonly up: UpstreamResponse }
+  | { readonly kind: 'held'; readonly status: number; readonly headers: UpstreamResponse['headers']; readonly body: Buffer }
+  | { readonly kind: 'error'; readonly error: ProxyError }
+  | { readonly kind: 'gone' };
+
+/** Reasons the attempt signal fires. */
+export const CLIENT_GONE = new ClientGone();
+export const DEADLINE = new Error('the upstream did not begin its answer in time');
+
+/** Upstream statuses worth asking again: the server said it could not take the request now. */
+const RETRY_STATUSES: ReadonlySet<number> = new Set([502, 503]);
+const MAX_HELD_ERROR_BODY = 64 * 1024;
+
+export interface AttemptParts {
+  readonly transport: Transport;
+  readonly telemetry: Telemetry;
+  readonly breaker: CircuitBreaker | null;
+  readonly clock: Clock;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Sends `r` once. `isProbe` says whether this is the breaker's half-open probe; `judged`
+ * is called when the breaker got a verdict from it (a probe without one is abandoned).
+ */
+export async function attempt(p: AttemptParts, r: UpstreamRequest, signal: AbortSignal, isProbe: boolean, judged: () => void): Promise<Verdict<Answer>> {
+  const { telemetry, breaker, clock } = p;
+  const failure = (outcome: 'timeout' | 'connect_error' | 'reset' | 'protocol', message: string): void => {
+    telemetry.attempt(outcome, message);
+    breaker?.recordFailure(clock.now(), isProbe);
+    judged();
+  };
+  let up: UpstreamResponse;
+  try {
+    up = await p.transport.send(r, signal);
+  } catch (err) {
+    if (signal.reason === CLIENT_GONE || err === CLIENT_GONE) return { kind: 'final', value: { kind: 'gone' } };
+    if (signal.reason === DEADLINE || err === DEADLINE) {
+      failure('timeout', 'no answer before TIMEOUT');
+      return { kind: 'final', value: { kind: 'error', error: new ProxyError('upstream_timeout', `The upstream did not answer within ${p.timeoutMs / 1000}s.`) } };
+    }
+    if (err instanceof ProxyError) return { kind: 'final', value: { kind: 'error', error: err } };
+    if (!(err instanceof UpstreamFailure)) throw err;
+    if (err.details.staleConnection) {
+      // a reused keep-alive socket the peer had closed says nothing about its health
+      return { kind: 'retry', reason: 'stale_connection', immediate: true, value: { kind: 'error', error: new ProxyError('upstream_protocol', 'The upstream closed the connection before answering.') } };
+    }
+    failure(err.outcome, err.message);
+    if (err.outcome === 'connect_error') {
+      return { kind: 'retry', reason: 'connect_error', value: { kind: 'error', error: new ProxyError('upstream_unreachable', `The upstream could not be reached (${err.message}).`) } };
+    }
+    const broke = new ProxyError('upstream_protocol', `The upstream broke the connection before answering (${err.message}).`);
+    return err.outcome === 'reset' ? { kind: 'retry', reason: 'reset', value: { kind: 'error', error: broke } } : { kind: 'final', value: { kind: 'error', error: broke } };
+  }
+  const failed = up.status >= 500;
+  telemetry.attempt(failed ? 'http_5xx' : 'ok', failed ? `upstream answered ${up.status}` : undefined);
+  if (failed) breaker?.recordFailure(clock.now(), isProbe);
+  else breaker?.recordSuccess(clock.now(), isProbe);
+  judged();
+  if (!RETRY_STATUSES.has(up.status)) return { kind: 'final', value: { kind: 'stream', up } };
+  const held = await holdSmallBody(up, MAX_HELD_ERROR_BODY);
+  if (held.kind !== 'held') return { kind: 'final', value: held };
+  const wait = retryAfterMs(up.headers, Date.now());
+  const reason = `http_${up.status}`;
+  return wait === undefined ? { kind: 'retry', reason, value: held } : { kind: 'retry', reason, value: held, retryAfterMs: wait };
+}
+
+/**
+ * Reads a body of at most `limit` bytes. A larger one is not retried: it is handed on as a
+ * stream that replays what was read, then the rest, so the client still gets it whole.
+ */
+function holdSmallBody(up: UpstreamResponse, limit: number): Promise<Answer> {
+  const declared = Number(up.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ kind: 'stream', up });
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      up.body.off('data', onData);
+      up.body.off('end', onEnd);
+      up.body.off('close', onEnd);
+    };
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      chunks.push(c);
+      if (size <= limit) return;
+      stop();
+      up.body.pause();
+      const replay = new PassThrough();
+      for (const chunk of chunks) replay.write(chunk);
+      up.body.on('close', () => {
+        if (!up.body.readableEnded) replay.destroy(); // the relay sees the break
+      });
+      up.body.pipe(replay);
+      resolve({ kind: 'stream', up: { ...up, body: replay } });
+    };
+    // a body that breaks while held is passed on as far as it came: it is an error answer anyway
+    const onEnd = (): void => {
+      stop();
+      resolve({ kind: 'held', status: up.status, headers: up.headers, body: Buffer.concat(chunks, size) });
+    };
+    up.body.on('data', onData);
+    up.body.on('end', onEnd);
+    up.body.on('close', onEnd);
+    up.body.on('error', () => {});
+  });
+}
