@@ -4,6 +4,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
+import { spawn, spawnSync } from 'node:child_process';
 import { startFakeUpstream } from '../../scripts/fake-upstream.mjs';
 import { startProxy, request, json, sseEvents, deadPort } from './helpers.mjs';
 
@@ -187,7 +188,44 @@ test('a 503 too large to hold for a retry is passed on whole, not retried', asyn
   }
 });
 
+/**
+ * A listener whose accept queue is full: the kernel drops further SYNs, so a connect
+ * neither succeeds nor fails — exactly what CONNECT_TIMEOUT is for. Node always accepts, so
+ * the listener is a two-line python3 socket with a backlog of 0 and one connection in it.
+ */
+async function blackHole() {
+  const py = spawn('python3', ['-u', '-c', "import socket,time\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0)\nprint(s.getsockname()[1])\ntime.sleep(60)"], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const port = await new Promise((resolve, reject) => {
+    py.on('error', reject);
+    py.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+  });
+  const filler = net.connect(port, '127.0.0.1');
+  filler.on('error', () => {});
+  await new Promise((r) => filler.once('connect', r));
+  return { port, close: () => (filler.destroy(), py.kill()) };
+}
+
 describe('deadlines', () => {
+  test('a connect that hangs is cut at CONNECT_TIMEOUT and retried, then 503', async (t) => {
+    if (spawnSync('python3', ['--version']).error) return t.skip('python3 not installed: no way to make a listener that never accepts');
+    const hole = await blackHole();
+    const proxy = await startProxy({ UPSTREAM_URL: `http://127.0.0.1:${hole.port}`, CONNECT_TIMEOUT: '0.3', MAX_RETRIES: '1', RETRY_DELAY: '0.01', TIMEOUT: '5', CIRCUIT_BREAKER_ENABLED: 'false' });
+    try {
+      const t0 = performance.now();
+      const r = await json(`${proxy.url}/v1/chat/completions`, CHAT);
+      const took = performance.now() - t0;
+      assert.equal(r.status, 503);
+      assert.match(JSON.parse(r.body).error.message, /connect timeout/);
+      assert.ok(took >= 590 && took < 3000, `took ${took} ms for two 300 ms connect timeouts`);
+      const s = await stats(proxy);
+      assert.equal(s.upstream_attempts.connect_error, 2);
+      assert.equal(s.retries.by_reason.connect_error, 1);
+    } finally {
+      await proxy.stop();
+      hole.close();
+    }
+  });
+
   test('an upstream that never answers gives 504 near TIMEOUT, and is not asked again', async () => {
     const { fake, proxy, close } = await rig({ TIMEOUT: '0.5' });
     try {
