@@ -1,0 +1,159 @@
+// Shared by the operations tests: paths, a PATH lookup, bounded child processes, the
+// compiled proxy on a free port, and polling with a deadline.
+import { spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** CI clones the repo into a folder with a copy of shared/ beside it; so does development. */
+export const SHARED = join(dirname(ROOT), 'shared');
+
+/** Absolute path of an executable on PATH, or null. */
+export function which(cmd, path = process.env.PATH ?? '') {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, cmd);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+/**
+ * Runs a command to completion, killed after `timeout` ms. Never rejects on a non-zero
+ * exit: resolves { code, signal, stdout, stderr, timedOut }.
+ */
+export function run(cmd, args, { cwd = ROOT, env = process.env, timeout = 60_000, input } = {}) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd, args, { cwd, env, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    proc.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    if (input !== undefined) proc.stdin.end(input);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill('SIGKILL');
+    }, timeout);
+    proc.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    proc.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** Formats a run() result for an assertion message. */
+export function show(r) {
+  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}${r.timedOut ? ' after the timeout' : ''}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {net.AddressInfo} */ (server.address());
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `fn` until it returns a truthy value; throws `message` after `timeout` ms. */
+export async function waitFor(fn, { timeout = 20_000, interval = 100, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${message}${last ? `: ${last.message}` : ''}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/** GET/POST with a deadline; resolves { status, text, json() }. */
+export async function http(url, { method = 'GET', body, headers = {}, timeout = 10_000 } = {}) {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeout),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) };
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+/**
+ * Starts the compiled proxy (dist/main.js) on 127.0.0.1 and a port the OS picks; resolves
+ * once it logged `{"msg":"listening",...,"port":N}` on stdout (its first line, normally).
+ * Returns { url, port, proc, stop() }.
+ */
+export async function startProxy({ env = {}, args = [] } = {}) {
+  const main = join(ROOT, 'dist', 'main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
+  const logDir = mkdtempSync(join(tmpdir(), 'oproxy-ops-'));
+  const proc = spawn(process.execPath, [...args, main], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, LOG_DIR: logDir, ...env, HOST: '127.0.0.1', PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+  proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    const result = await exited;
+    rmSync(logDir, { recursive: true, force: true });
+    return result;
+  };
+  try {
+    const port = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the proxy did not log "listening" within 10 s: ${out}${err}`)), 10_000);
+      proc.stdout.on('data', function onData() {
+        const line = out.split('\n').slice(0, -1).find((l) => l.includes('"msg":"listening"'));
+        if (!line) return;
+        proc.stdout.off('data', onData);
+        clearTimeout(timer);
+        const { port } = JSON.parse(line);
+        if (Number.isInteger(port)) resolve(port);
+        else reject(new Error(`no port in the "listening" line: ${line}`));
+      });
+      exited.then(({ code }) => {
+        clearTimeout(timer);
+        reject(new Error(`the proxy exited with ${code} before listening: ${err}${out}`));
+      });
+    });
+    return { url: `http://127.0.0.1:${port}`, port, proc, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
