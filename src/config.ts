@@ -30,6 +30,7 @@ export interface Config {
   readonly queueTimeoutMs: number;
   readonly retryBudgetRatio: number;
   readonly logLevel: LogLevel;
+  readonly logStdout: boolean;
   readonly requestLogEnabled: boolean;
   readonly metricsEnabled: boolean;
   readonly shutdownTimeoutMs: number;
@@ -145,6 +146,7 @@ export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
   { key: 'queueTimeoutMs', name: 'QUEUE_TIMEOUT', def: '30', accepts: SECONDS_POS, help: 'longest wait for a slot before 503', parse: seconds(0, false) },
   { key: 'retryBudgetRatio', name: 'RETRY_BUDGET', def: '0.2', accepts: 'a number from 0 to 1', help: 'retries in flight allowed as a share of requests in flight (at least 3)', parse: ratio },
   { key: 'logLevel', name: 'LOG_LEVEL', def: 'INFO', accepts: 'DEBUG, INFO, WARNING or ERROR (any case)', help: 'application log level', parse: logLevel },
+  { key: 'logStdout', name: 'LOG_STDOUT', def: 'true', accepts: BOOL, help: 'also write the application log to stdout (supervisord.conf turns it off: proxy.log has it)', parse: bool },
   { key: 'requestLogEnabled', name: 'REQUEST_LOG_ENABLED', def: 'true', accepts: BOOL, help: 'JSONL audit log LOG_DIR/requests.log', parse: bool },
   { key: 'metricsEnabled', name: 'METRICS_ENABLED', def: 'true', accepts: BOOL, help: '/metrics (404 when off)', parse: bool },
   { key: 'shutdownTimeoutMs', name: 'SHUTDOWN_TIMEOUT', def: '30', accepts: SECONDS_NONNEG, help: 'seconds to drain in-flight requests on SIGTERM/SIGINT', parse: seconds(0, true) },

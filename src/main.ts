@@ -73,7 +73,7 @@ function main(): void {
   const clock = systemClock;
   const rotation = { maxBytes: config.logMaxBytes, maxFiles: config.logMaxFiles };
   const appFile = new JsonlFile(join(config.logDir, 'proxy.log'), { ...rotation, onError: (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`) });
-  const logger = new Logger(config.logLevel, [stdoutSink, appFile]);
+  const logger = new Logger(config.logLevel, config.logStdout ? [stdoutSink, appFile] : [appFile]);
   const requestLog = config.requestLogEnabled ? new RequestLog(new JsonlFile(join(config.logDir, 'requests.log'), { ...rotation, onError: (err) => logger.error('cannot write the request log', { err }) })) : null;
   const registry = new Registry();
   const proxyMetrics = config.metricsEnabled ? new ProxyMetrics(registry) : null;

@@ -35,6 +35,7 @@ test('a 3 s stream survives a SIGTERM sent at 0.5 s, complete; then the process 
     await new Promise((r) => setTimeout(r, 500));
     const t0 = performance.now();
     proxy.proc.kill('SIGTERM');
+    await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 2000);
     // new connections are refused while the stream goes on
     const refused = await new Promise((resolve) => {
       const sock = net.connect(proxy.port, '127.0.0.1');
