@@ -171,8 +171,9 @@ export class ProxyHandler {
       clock,
       deadline: clock.now() + config.timeoutMs,
       signal: ctl.signal,
-      mayRetry: () => {
-        if (body.kind === 'streaming') return false; // sent once, not kept
+      mayRetry: (reason) => {
+        // a streamed body is not kept: only a connection that never opened left it unread
+        if (body.kind === 'streaming' && reason !== 'connect_error') return false;
         if (breaker !== null && breaker.snapshot(clock.now()).state !== 'closed') return false;
         if (!holdingRetry) holdingRetry = budget.tryAcquireRetry();
         return holdingRetry;

@@ -93,7 +93,9 @@ export class Http1Transport implements Transport {
           return;
         }
         const outcome = classifySocketError(err, connected);
-        const stale = req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET';
+        // a reused keep-alive socket the peer had already closed: resendable at once, but only
+        // when the body was kept (a streamed body may be half read by now)
+        const stale = req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && r.body.kind === 'buffered';
         reject(new UpstreamFailure(outcome, `${outcome}: ${err.message}`, { cause: err, neverSent: outcome === 'connect_error' || stale, staleConnection: stale }));
       });
       // A buffered body can be written at once (it is kept for a resend); a streamed one

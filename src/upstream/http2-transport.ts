@@ -156,7 +156,11 @@ export class Http2Transport implements Transport {
       });
       stream.once('error', fail);
       stream.once('close', () => fail(undefined));
-      if (hasBody) writeBody(r.body, stream);
+      if (!hasBody) return;
+      // A streamed body is read only once the session is up, so a failed connect leaves it
+      // unread and the attempt can be made again; a kept body can go at once.
+      if (r.body.kind === 'buffered' || entry.connected) writeBody(r.body, stream);
+      else entry.session.once('connect', () => writeBody(r.body, stream));
     });
   }
 

@@ -18,7 +18,7 @@ export type RelayOutcome = 'complete' | 'upstream_broken' | 'idle_timeout' | 'cl
 export interface RelayResult {
   readonly outcome: RelayOutcome;
   readonly bytesOut: number;
-  /** Milliseconds from relay start to the first body byte written (or to the head when no body). */
+  /** The answer was a Server-Sent Events stream. */
   readonly sse: boolean;
 }
 

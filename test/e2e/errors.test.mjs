@@ -124,3 +124,26 @@ describe('an upstream that is down', () => {
     }
   });
 });
+
+for (const h2c of [false, true]) {
+  test(`a streamed body (over the replay limit) is still retried when the connection never opened (${h2c ? 'h2c' : 'http/1.1'})`, async () => {
+    const port = await deadPort();
+    const proxy = await startProxy({ UPSTREAM_URL: `http://127.0.0.1:${port}`, UPSTREAM_HTTP2: String(h2c), MAX_REPLAY_BODY: '4KiB', MAX_RETRIES: '2', RETRY_DELAY: '0.4', RETRY_MAX_DELAY: '1', TIMEOUT: '5', RATE_LIMIT_ENABLED: 'false' });
+    let fake;
+    try {
+      const data = randomBytes(200 * 1024);
+      const form = multipart({ purpose: 'batch' }, { name: 'big.bin', data });
+      const pending = request(`${proxy.url}/v1/files`, { method: 'POST', headers: { 'content-type': form.contentType }, body: form.body });
+      // the first connect is refused; the upstream comes up during the backoff (>= 320 ms)
+      await new Promise((r) => setTimeout(r, 100));
+      fake = await startFakeUpstream({ port, h2c });
+      const up = await pending;
+      assert.equal(up.status, 200, up.body.toString());
+      assert.equal(JSON.parse(up.body).sha256, sha256(data), 'the body arrived whole after the retry');
+      assert.equal(fake.stats.attempts, 1);
+    } finally {
+      await proxy.stop();
+      await fake?.close();
+    }
+  });
+}
