@@ -1,0 +1,97 @@
+/**
+ * chat.mjs: POST /v1/chat/completions and the legacy POST /v1/completions.
+ *
+ * Both answer the same generated text, whole or streamed as SSE chunks ending
+ * in `data: [DONE]`, with a usage chunk first when `stream_options.include_usage`
+ * asks for it. They differ only in ids, object names, the shape of a choice and
+ * how the prompt is counted: one `CompletionKind` each.
+ */
+import { sendJson } from './answers.mjs';
+import { requireModel } from './models.mjs';
+import { chunkCount, sendSse, sseData } from './sse.mjs';
+import { nextId, nowSeconds } from './state.mjs';
+import { countContentWords, countPromptTokens, tokenPieces } from './tokens.mjs';
+
+/** @typedef {import('./context.mjs').Ctx} Ctx */
+
+/**
+ * @typedef {object} CompletionKind
+ * @property {string} idPrefix      'chatcmpl' → ids chatcmpl-N
+ * @property {string} object        `object` of the whole answer
+ * @property {string} chunkObject   `object` of each streamed chunk
+ * @property {(body: Record<string, any>) => number} promptTokens
+ * @property {(text: string) => object} choice  the single choice of the whole answer
+ * @property {(piece: string, first: boolean, last: boolean) => object} chunkChoice  the choice of one chunk
+ */
+
+/** @type {CompletionKind} */
+const CHAT = {
+  idPrefix: 'chatcmpl',
+  object: 'chat.completion',
+  chunkObject: 'chat.completion.chunk',
+  promptTokens: (body) =>
+    Array.isArray(body.messages)
+      ? body.messages.reduce((/** @type {number} */ n, /** @type {any} */ m) => n + countContentWords(m?.content), 0)
+      : 0,
+  choice: (content) => ({
+    index: 0,
+    message: { role: 'assistant', content, refusal: null },
+    logprobs: null,
+    finish_reason: 'stop',
+  }),
+  chunkChoice: (content, first, last) => ({
+    index: 0,
+    delta: first ? { role: 'assistant', content } : { content },
+    logprobs: null,
+    finish_reason: last ? 'stop' : null,
+  }),
+};
+
+/** @type {CompletionKind} */
+const LEGACY = {
+  idPrefix: 'cmpl',
+  object: 'text_completion',
+  chunkObject: 'text_completion',
+  promptTokens: (body) => countPromptTokens(body.prompt),
+  choice: (text) => ({ text, index: 0, logprobs: null, finish_reason: 'stop' }),
+  chunkChoice: (text, _first, last) => ({ text, index: 0, logprobs: null, finish_reason: last ? 'stop' : null }),
+};
+
+/**
+ * @param {Ctx} ctx
+ * @param {CompletionKind} kind
+ */
+function complete(ctx, kind) {
+  const body = ctx.json;
+  const model = requireModel(body);
+  const pieces = tokenPieces(chunkCount(ctx));
+  const promptTokens = kind.promptTokens(body);
+  const usage = { prompt_tokens: promptTokens, completion_tokens: pieces.length, total_tokens: promptTokens + pieces.length };
+  const id = `${kind.idPrefix}-${nextId(ctx.state)}`;
+  const created = nowSeconds();
+  /** @param {string} object */
+  const envelope = (object) => ({ id, object, created, model, system_fingerprint: 'fp_fake' });
+
+  if (body.stream !== true) {
+    return sendJson(ctx, 200, { ...envelope(kind.object), choices: [kind.choice(pieces.join(''))], usage });
+  }
+
+  const includeUsage = body.stream_options?.include_usage === true;
+  /** @param {object[]} choices @param {object} [extra] */
+  const chunk = (choices, extra = {}) =>
+    sseData({ ...envelope(kind.chunkObject), choices, ...(includeUsage ? { usage: null } : {}), ...extra });
+  const events = pieces.map((piece, i) => chunk([kind.chunkChoice(piece, i === 0, i === pieces.length - 1)]));
+  const tail = includeUsage ? [chunk([], { usage })] : [];
+  tail.push('data: [DONE]\n\n');
+  return sendSse(ctx, { body: events, tail });
+}
+
+/** @param {Ctx} ctx */
+export function chatCompletions(ctx) {
+  return complete(ctx, CHAT);
+}
+
+/** @param {Ctx} ctx */
+export function completions(ctx) {
+  return complete(ctx, LEGACY);
+}

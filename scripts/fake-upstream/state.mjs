@@ -1,0 +1,137 @@
+/**
+ * state.mjs: one fake's options and its per-instance state.
+ *
+ * Every `startFakeUpstream` call gets its own state (counters, fault queue,
+ * stored files, id counters), so parallel tests never share anything. The
+ * `stats` object is handed out live: it is reset in place, never replaced.
+ */
+import { sha256Hex } from './request-input.mjs';
+
+export const LOOPBACK = '127.0.0.1';
+
+/**
+ * @typedef {object} LastRequest
+ * @property {string} method
+ * @property {string} path
+ * @property {string} query        Raw query string without '?'.
+ * @property {Record<string,string>} headers  Lower-case names, repeated values joined with ', '.
+ * @property {number} bodyBytes
+ * @property {string} bodySha256
+ *
+ * @typedef {object} Stats
+ * @property {number} attempts         Requests under /v1/ (counted when their headers arrive).
+ * @property {Record<string,number>} attemptsByPath
+ * @property {number} connections      TCP connections accepted (h1 and h2c).
+ * @property {number} h2Sessions
+ * @property {number} clientAborts     /v1/ requests whose client went away before the answer finished.
+ * @property {number} completed        /v1/ responses fully written.
+ * @property {number} wsConnections    Successful WebSocket handshakes.
+ * @property {LastRequest|null} lastRequest
+ *
+ * @typedef {object} FakeUpstreamOptions
+ * @property {number} [port]          0 = pick a free port.
+ * @property {string} [host]          Must be '127.0.0.1'.
+ * @property {boolean} [h2c]          Serve cleartext HTTP/2 instead of HTTP/1.1.
+ * @property {number} [chunks]        Default number of streamed chunks (default 5).
+ * @property {number} [chunkDelayMs]  Default delay between streamed chunks (default 10).
+ * @property {((line: string) => void)|{info?: Function, log?: Function}|null} [logger]
+ */
+
+/**
+ * Check the options and fill in the defaults; the caller's object is not touched.
+ * @param {FakeUpstreamOptions} opts
+ */
+export function resolveOptions(opts) {
+  const host = opts.host ?? LOOPBACK;
+  if (host !== LOOPBACK) throw new RangeError(`fake-upstream only listens on ${LOOPBACK}, not ${host}`);
+  const port = opts.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port: ${port}`);
+  const chunks = opts.chunks ?? 5;
+  if (!Number.isInteger(chunks) || chunks < 0) throw new RangeError(`invalid chunks: ${chunks}`);
+  const chunkDelayMs = opts.chunkDelayMs ?? 10;
+  if (!Number.isFinite(chunkDelayMs) || chunkDelayMs < 0) throw new RangeError(`invalid chunkDelayMs: ${chunkDelayMs}`);
+  return { host, port, h2c: opts.h2c === true, chunks, chunkDelayMs, log: makeLog(opts.logger) };
+}
+
+/**
+ * A logger option (a function, or an object with `info` or `log`) as a line sink.
+ * @param {unknown} logger
+ * @returns {(line: string) => void}
+ */
+function makeLog(logger) {
+  if (typeof logger === 'function') return /** @type {(line: string) => void} */ (logger);
+  if (logger && typeof logger === 'object') {
+    const l = /** @type {any} */ (logger);
+    const fn = l.info ?? l.log;
+    if (typeof fn === 'function') return (/** @type {string} */ line) => fn.call(logger, line);
+  }
+  return () => {};
+}
+
+/** @returns {Stats} */
+function createStats() {
+  return {
+    attempts: 0,
+    attemptsByPath: {},
+    connections: 0,
+    h2Sessions: 0,
+    clientAborts: 0,
+    completed: 0,
+    wsConnections: 0,
+    lastRequest: null,
+  };
+}
+
+/**
+ * Zero the counters in place: callers hold a reference to the live object.
+ * @param {Stats} stats
+ */
+export function resetStatsInPlace(stats) {
+  const byPath = stats.attemptsByPath;
+  for (const key of Object.keys(byPath)) delete byPath[key];
+  Object.assign(stats, createStats(), { attemptsByPath: byPath });
+}
+
+/**
+ * @param {{h2c: boolean, chunks: number, chunkDelayMs: number, log: (line: string) => void}} config
+ */
+export function createState(config) {
+  return {
+    ...config,
+    stats: createStats(),
+    /** @type {Array<import('./faults.mjs').QueuedFault>} */
+    faults: [],
+    /** @type {Map<string, {meta: object, content: Buffer}>} */
+    files: new Map(),
+    nextId: 1, // ids of answers: chatcmpl-N, file-N, resp_N...
+    requestSeq: 0, // x-request-id of answers under /v1/
+  };
+}
+/** @typedef {ReturnType<typeof createState>} State */
+
+/**
+ * The number in the next answer id (chatcmpl-N, file-N, resp_N...).
+ * @param {State} state
+ */
+export function nextId(state) {
+  return state.nextId++;
+}
+
+/** The `created` timestamp of answers, in seconds like OpenAI's. */
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Count a request under /v1/ and make it the last request seen (its body is
+ * filled in once it has been read).
+ * @param {State} state
+ * @param {{method: string, path: string, query: string, headers: Record<string,string>}} r
+ */
+export function recordAttempt(state, r) {
+  const { stats } = state;
+  stats.attempts += 1;
+  stats.attemptsByPath[r.path] = (stats.attemptsByPath[r.path] ?? 0) + 1;
+  /** @type {LastRequest} */
+  const last = { method: r.method, path: r.path, query: r.query, headers: r.headers, bodyBytes: 0, bodySha256: sha256Hex('') };
+  stats.lastRequest = last;
+  return last;
+}
