@@ -8,6 +8,11 @@ export interface Clock {
   now(): number;
   /** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Calls `fn` after `ms` unless cancelled first; returns the cancel function. Cheaper
+   * than a sleep on an AbortSignal for a deadline that almost never fires (one per request).
+   */
+  timer(ms: number, fn: () => void): () => void;
 }
 
 export const systemClock: Clock = {
@@ -29,4 +34,9 @@ export const systemClock: Clock = {
       timer.unref?.();
       signal?.addEventListener('abort', onAbort, { once: true });
     }),
+  timer: (ms, fn) => {
+    const t = setTimeout(fn, Math.max(0, ms));
+    t.unref();
+    return () => clearTimeout(t);
+  },
 };

@@ -22,7 +22,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 
 /** The lower-case names listed in a `Connection` header value (also hop-by-hop). */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
+  // the common values name only headers that are hop-by-hop anyway: no set to build
+  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return null;
   const joined = Array.isArray(value) ? value.join(',') : value;
   const out = new Set<string>();
   for (const t of joined.split(',')) {

@@ -28,7 +28,7 @@ import type { ApiKeys } from '../security/api-keys.js';
 import { relayResponse } from '../upstream/relay.js';
 import type { Transport, UpstreamRequest } from '../upstream/transport.js';
 import { admit, type AdmissionParts } from './admission.js';
-import { attempt, CLIENT_GONE, DEADLINE, type Answer } from './attempt.js';
+import { attempt, CLIENT_GONE, DEADLINE, type Answer, type AttemptParts } from './attempt.js';
 import { usageMeter } from './usage-meter.js';
 
 export interface ProxyParts {
@@ -58,12 +58,14 @@ export class ProxyHandler {
   private readonly upstreamBase: string;
   private readonly upstreamHost: string;
   private readonly admission: AdmissionParts;
+  private readonly attemptParts: AttemptParts;
 
   constructor(private readonly p: ProxyParts) {
     const u = p.config.upstreamUrl;
     this.upstreamBase = u.pathname.replace(/\/+$/, '');
     this.upstreamHost = u.host;
     this.admission = { apiKeys: p.apiKeys, limiter: p.limiter, breaker: p.breaker, rateLimitWindowSec: p.config.rateLimitWindowSec };
+    this.attemptParts = { transport: p.transport, telemetry: p.telemetry, breaker: p.breaker, clock: p.clock, timeoutMs: p.config.timeoutMs };
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -155,8 +157,7 @@ export class ProxyHandler {
   /** Attempts under the TIMEOUT deadline, retried as the policy allows. */
   private async attempts(req: IncomingMessage, rec: Mutable<RequestRecord>, body: RequestBody, ctl: AbortController, probe: boolean, keysOn: boolean, judged: () => void): Promise<Answer> {
     const { config, clock, breaker, budget, telemetry } = this.p;
-    const timer = new AbortController();
-    clock.sleep(config.timeoutMs, timer.signal).then(() => ctl.abort(DEADLINE), () => {});
+    const cancelDeadline = clock.timer(config.timeoutMs, () => ctl.abort(DEADLINE));
     const upstreamReq: UpstreamRequest = {
       method: rec.method,
       path: this.upstreamBase + rec.path,
@@ -164,7 +165,7 @@ export class ProxyHandler {
       body,
     };
     let holdingRetry = false;
-    const parts = { transport: this.p.transport, telemetry, breaker, clock, timeoutMs: config.timeoutMs };
+    const parts = this.attemptParts;
     const result = await retry<Answer>((n) => attempt(parts, upstreamReq, ctl.signal, n === 1 && probe, judged), {
       maxRetries: probe ? 0 : config.maxRetries,
       backoffMs: (n) => backoffDelayMs(n, { baseMs: config.retryDelayMs, maxMs: config.retryMaxDelayMs }, this.p.random),
@@ -180,7 +181,7 @@ export class ProxyHandler {
       },
       onRetry: (_n, reason) => telemetry.retry(reason),
     });
-    timer.abort(); // the answer has begun (or never will): TIMEOUT no longer applies
+    cancelDeadline(); // the answer has begun (or never will): TIMEOUT no longer applies
     if (holdingRetry) budget.releaseRetry();
     rec.attempts = result.attempts;
     return result.value;
