@@ -5,6 +5,7 @@
  * whole (it is small) so that the last one can still be passed on unchanged.
  */
 import { PassThrough } from 'node:stream';
+import type { Cancel } from '../cancel.js';
 import type { Clock } from '../clock.js';
 import { ProxyError } from '../errors.js';
 import { ClientGone } from '../http/request-body.js';
@@ -21,7 +22,7 @@ export type Answer =
   | { readonly kind: 'error'; readonly error: ProxyError }
   | { readonly kind: 'gone' };
 
-/** Reasons the attempt signal fires. */
+/** Reasons a request is cancelled. */
 export const CLIENT_GONE = new ClientGone();
 export const DEADLINE = new Error('the upstream did not begin its answer in time');
 
@@ -41,7 +42,7 @@ export interface AttemptParts {
  * Sends `r` once. `isProbe` says whether this is the breaker's half-open probe; `judged`
  * is called when the breaker got a verdict from it (a probe without one is abandoned).
  */
-export async function attempt(p: AttemptParts, r: UpstreamRequest, signal: AbortSignal, isProbe: boolean, judged: () => void): Promise<Verdict<Answer>> {
+export async function attempt(p: AttemptParts, r: UpstreamRequest, cancel: Cancel, isProbe: boolean, judged: () => void): Promise<Verdict<Answer>> {
   const { telemetry, breaker, clock } = p;
   const failure = (outcome: 'timeout' | 'connect_error' | 'reset' | 'protocol', message: string): void => {
     telemetry.attempt(outcome, message);
@@ -50,10 +51,10 @@ export async function attempt(p: AttemptParts, r: UpstreamRequest, signal: Abort
   };
   let up: UpstreamResponse;
   try {
-    up = await p.transport.send(r, signal);
+    up = await p.transport.send(r, cancel);
   } catch (err) {
-    if (signal.reason === CLIENT_GONE || err === CLIENT_GONE) return { kind: 'final', value: { kind: 'gone' } };
-    if (signal.reason === DEADLINE || err === DEADLINE) {
+    if (cancel.reason === CLIENT_GONE || err === CLIENT_GONE) return { kind: 'final', value: { kind: 'gone' } };
+    if (cancel.reason === DEADLINE || err === DEADLINE) {
       failure('timeout', 'no answer before TIMEOUT');
       return { kind: 'final', value: { kind: 'error', error: new ProxyError('upstream_timeout', `The upstream did not answer within ${p.timeoutMs / 1000}s.`) } };
     }

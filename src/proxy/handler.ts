@@ -6,6 +6,7 @@
  * file wires them together and turns each outcome into exactly one answer and one record.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Cancel } from '../cancel.js';
 import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import { ProxyError } from '../errors.js';
@@ -109,21 +110,21 @@ export class ProxyHandler {
       const body = await this.readBody(req, rec, fail);
       if (body === null) return;
       // from here on, a client that leaves stops everything it started
-      const ctl = new AbortController();
+      const cancel = new Cancel();
       const onClientClose = (): void => {
-        if (!res.writableFinished) ctl.abort(CLIENT_GONE);
+        if (!res.writableFinished) cancel.abort(CLIENT_GONE);
       };
       res.on('close', onClientClose);
       if (this.p.gate !== null) {
         try {
-          release = await this.p.gate.acquire(ctl.signal);
+          release = await this.p.gate.acquire(cancel.signal);
         } catch (err) {
           if (!(err instanceof GateRejected)) return this.gone(rec);
           const message = err.reason === 'queue_full' ? 'Too many requests are waiting for the upstream.' : 'Waited too long for a free upstream slot.';
           return fail(new ProxyError('queue_full', message, { retryAfterSec: err.retryAfterMs / 1000 }), admission.rateHeaders);
         }
       }
-      const answer = await this.attempts(req, rec, body, ctl, probe, admission.keysOn, () => (judged = true));
+      const answer = await this.attempts(req, rec, body, cancel, probe, admission.keysOn, () => (judged = true));
       res.off('close', onClientClose);
       rec.ttfbMs = clock.now() - started;
       await this.answer(res, rec, answer, admission.rateHeaders);
@@ -155,9 +156,9 @@ export class ProxyHandler {
   }
 
   /** Attempts under the TIMEOUT deadline, retried as the policy allows. */
-  private async attempts(req: IncomingMessage, rec: Mutable<RequestRecord>, body: RequestBody, ctl: AbortController, probe: boolean, keysOn: boolean, judged: () => void): Promise<Answer> {
+  private async attempts(req: IncomingMessage, rec: Mutable<RequestRecord>, body: RequestBody, cancel: Cancel, probe: boolean, keysOn: boolean, judged: () => void): Promise<Answer> {
     const { config, clock, breaker, budget, telemetry } = this.p;
-    const cancelDeadline = clock.timer(config.timeoutMs, () => ctl.abort(DEADLINE));
+    const cancelDeadline = clock.timer(config.timeoutMs, () => cancel.abort(DEADLINE));
     const upstreamReq: UpstreamRequest = {
       method: rec.method,
       path: this.upstreamBase + rec.path,
@@ -166,12 +167,12 @@ export class ProxyHandler {
     };
     let holdingRetry = false;
     const parts = this.attemptParts;
-    const result = await retry<Answer>((n) => attempt(parts, upstreamReq, ctl.signal, n === 1 && probe, judged), {
+    const result = await retry<Answer>((n) => attempt(parts, upstreamReq, cancel, n === 1 && probe, judged), {
       maxRetries: probe ? 0 : config.maxRetries,
       backoffMs: (n) => backoffDelayMs(n, { baseMs: config.retryDelayMs, maxMs: config.retryMaxDelayMs }, this.p.random),
       clock,
       deadline: clock.now() + config.timeoutMs,
-      signal: ctl.signal,
+      cancel,
       mayRetry: (reason) => {
         // a streamed body is not kept: only a connection that never opened left it unread
         if (body.kind === 'streaming' && reason !== 'connect_error') return false;

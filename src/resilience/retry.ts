@@ -3,7 +3,7 @@
  * again, waits the backoff (or the upstream's Retry-After when it fits in what is left of the
  * deadline) on the injected clock, and stops at the first of: success or a final answer,
  * MAX_RETRIES spent, the deadline, the caller's gate (breaker open, retry budget spent), or
- * the signal (client gone). A connection the peer had already closed is resent at once and
+ * the cancellation (client gone). A connection the peer had already closed is resent at once and
  * not counted: it says nothing about the upstream's health.
  */
 import type { Clock } from '../clock.js';
@@ -21,7 +21,8 @@ export interface RetryOptions {
   readonly clock: Clock;
   /** Absolute time (clock.now scale) after which no new attempt starts. */
   readonly deadline: number;
-  readonly signal: AbortSignal;
+  /** The request's cancellation (client gone, deadline): read as a flag, slept on as a signal. */
+  readonly cancel: { readonly aborted: boolean; readonly signal: AbortSignal };
   /** Asked before each retry; false stops the loop (breaker open, budget spent). */
   readonly mayRetry?: (reason: string) => boolean;
   /** Told of every retry about to happen, with its reason and wait. */
@@ -45,7 +46,7 @@ export async function retry<T>(attempt: (attemptNumber: number) => Promise<Verdi
     const verdict = await attempt(attempts);
     if (verdict.kind === 'final') return { value: verdict.value, attempts, stoppedBecause: 'final' };
     const stop = (stoppedBecause: RetryResult<T>['stoppedBecause']): RetryResult<T> => ({ value: verdict.value, attempts, stoppedBecause });
-    if (opts.signal.aborted) return stop('aborted');
+    if (opts.cancel.aborted) return stop('aborted');
     if (verdict.immediate && immediate < (opts.maxImmediate ?? 2)) {
       immediate++;
       continue;
@@ -61,7 +62,7 @@ export async function retry<T>(attempt: (attemptNumber: number) => Promise<Verdi
     opts.onRetry?.(retries, verdict.reason, delay);
     if (delay > 0) {
       try {
-        await opts.clock.sleep(delay, opts.signal);
+        await opts.clock.sleep(delay, opts.cancel.signal);
       } catch {
         return stop('aborted');
       }

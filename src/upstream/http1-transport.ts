@@ -1,13 +1,14 @@
 /**
  * HTTP/1.1 to the upstream over a bounded keep-alive pool (http.Agent / https.Agent, LIFO
  * so the warmest socket is reused and the cold ones age out). The connect phase has its
- * own timeout; the wait for the answer is bounded by the caller's signal (TIMEOUT).
+ * own timeout; the wait for the answer is bounded by the caller's cancellation (TIMEOUT).
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import { writeBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
+import type { Cancel } from '../cancel.js';
 import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
 
 export interface Http1Options {
@@ -29,10 +30,10 @@ export class Http1Transport implements Transport {
     this.request = tls ? https.request : http.request;
   }
 
-  send(r: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
+  send(r: UpstreamRequest, cancel: Cancel): Promise<UpstreamResponse> {
     return new Promise((resolve, reject) => {
-      if (signal.aborted) {
-        reject(signal.reason);
+      if (cancel.aborted) {
+        reject(cancel.reason);
         return;
       }
       const { origin } = this.opts;
@@ -49,11 +50,10 @@ export class Http1Transport implements Transport {
       let connected = false;
       let connectTimer: NodeJS.Timeout | undefined;
       let answered = false;
-      const onAbort = (): void => {
+      const offCancel = cancel.onAbort(() => {
         req.destroy();
-        if (!answered) reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
+        if (!answered) reject(cancel.reason);
+      });
       req.on('socket', (socket: Socket) => {
         if (!socket.connecting) {
           connected = true;
@@ -75,7 +75,7 @@ export class Http1Transport implements Transport {
       });
       req.on('response', (res) => {
         answered = true;
-        signal.removeEventListener('abort', onAbort);
+        offCancel();
         clearTimeout(connectTimer);
         resolve({
           status: res.statusCode ?? 502,
@@ -86,8 +86,8 @@ export class Http1Transport implements Transport {
       });
       req.on('error', (err) => {
         clearTimeout(connectTimer);
-        signal.removeEventListener('abort', onAbort);
-        if (answered || signal.aborted) return;
+        offCancel();
+        if (answered || cancel.aborted) return;
         if (err instanceof UpstreamFailure || err instanceof ProxyError) {
           reject(err);
           return;

@@ -10,6 +10,7 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHt
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { writeBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
+import type { Cancel } from '../cancel.js';
 import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
 
 export interface Http2Options {
@@ -42,12 +43,12 @@ export class Http2Transport implements Transport {
 
   constructor(private readonly opts: Http2Options) {}
 
-  async send(r: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
+  async send(r: UpstreamRequest, cancel: Cancel): Promise<UpstreamResponse> {
     for (let replay = 0; ; replay++) {
       try {
-        return await this.sendOnce(r, signal);
+        return await this.sendOnce(r, cancel);
       } catch (err) {
-        const again = err instanceof UpstreamFailure && err.details.neverSent && err.outcome !== 'connect_error' && replay < MAX_REPLAYS && r.body.kind === 'buffered' && !signal.aborted;
+        const again = err instanceof UpstreamFailure && err.details.neverSent && err.outcome !== 'connect_error' && replay < MAX_REPLAYS && r.body.kind === 'buffered' && !cancel.aborted;
         if (!again) throw err;
       }
     }
@@ -102,9 +103,9 @@ export class Http2Transport implements Transport {
     return entry;
   }
 
-  private sendOnce(r: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse> {
+  private sendOnce(r: UpstreamRequest, cancel: Cancel): Promise<UpstreamResponse> {
     if (this.closed) return Promise.reject(new UpstreamFailure('connect_error', 'transport closed', { neverSent: true }));
-    if (signal.aborted) return Promise.reject(signal.reason);
+    if (cancel.aborted) return Promise.reject(cancel.reason);
     const entry = this.pick();
     const headers: OutgoingHttpHeaders = { ...r.headers, ':method': r.method, ':path': r.path };
     delete headers['host'];
@@ -126,14 +127,13 @@ export class Http2Transport implements Transport {
     });
     return new Promise((resolve, reject) => {
       let answered = false;
-      const onAbort = (): void => {
+      const offCancel = cancel.onAbort(() => {
         stream.close(NGHTTP2_CANCEL);
-        if (!answered) reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
+        if (!answered) reject(cancel.reason);
+      });
       const fail = (err: unknown): void => {
-        signal.removeEventListener('abort', onAbort);
-        if (answered || signal.aborted) return;
+        offCancel();
+        if (answered || cancel.aborted) return;
         answered = true;
         if (err instanceof UpstreamFailure || err instanceof ProxyError) {
           reject(err);
@@ -146,7 +146,7 @@ export class Http2Transport implements Transport {
       stream.once('response', (h: H2Headers) => {
         if (answered) return;
         answered = true;
-        signal.removeEventListener('abort', onAbort);
+        offCancel();
         resolve({
           status: Number(h[HTTP2_HEADER_STATUS]) || 502,
           headers: h as IncomingHttpHeaders,

@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { RequestBody } from '../http/request-body.js';
+import type { Cancel } from '../cancel.js';
 
 export interface UpstreamRequest {
   readonly method: string;
@@ -50,8 +51,8 @@ export interface TransportStats {
 }
 
 export interface Transport {
-  /** Sends one attempt. Rejects with UpstreamFailure, or with `signal.reason` when aborted. */
-  send(req: UpstreamRequest, signal: AbortSignal): Promise<UpstreamResponse>;
+  /** Sends one attempt. Rejects with UpstreamFailure, or with `cancel.reason` when cancelled. */
+  send(req: UpstreamRequest, cancel: Cancel): Promise<UpstreamResponse>;
   stats(): TransportStats;
   close(): Promise<void>;
 }

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { retry } from '../../dist/resilience/retry.js';
+import { Cancel } from '../../dist/cancel.js';
 
 function fakeClock() {
   return {
@@ -19,7 +20,7 @@ function fakeClock() {
   };
 }
 
-const base = (clock, over = {}) => ({ maxRetries: 3, backoffMs: (n) => 100 * 2 ** (n - 1), clock, deadline: 10_000, signal: new AbortController().signal, ...over });
+const base = (clock, over = {}) => ({ maxRetries: 3, backoffMs: (n) => 100 * 2 ** (n - 1), clock, deadline: 10_000, cancel: new Cancel(), ...over });
 const retryable = (reason, value = 'fail', extra = {}) => ({ kind: 'retry', reason, value, ...extra });
 
 test('a final verdict on the first attempt returns at once without waiting', async () => {
@@ -93,12 +94,12 @@ test('the gate can refuse a retry (breaker open, budget spent)', async () => {
 
 test('a client that left stops the loop, before or during the wait', async () => {
   const clock = fakeClock();
-  const ac = new AbortController();
-  const r = await retry(async () => (ac.abort(new Error('gone')), retryable('reset')), base(clock, { signal: ac.signal }));
+  const c = new Cancel();
+  const r = await retry(async () => (c.abort(new Error('gone')), retryable('reset')), base(clock, { cancel: c }));
   assert.equal(r.stoppedBecause, 'aborted');
-  const ac2 = new AbortController();
-  const sleeper = { now: () => 0, sleep: (_ms, signal) => (ac2.abort(new Error('gone')), Promise.reject(signal.reason)) };
-  const r2 = await retry(async () => retryable('reset'), base(sleeper, { signal: ac2.signal }));
+  const c2 = new Cancel();
+  const sleeper = { now: () => 0, sleep: (_ms, signal) => (c2.abort(new Error('gone')), Promise.reject(signal.reason)) };
+  const r2 = await retry(async () => retryable('reset'), base(sleeper, { cancel: c2 }));
   assert.equal(r2.stoppedBecause, 'aborted');
   assert.equal(r2.attempts, 1);
 });
