@@ -5,7 +5,8 @@
  * serves the optional loopback-only ADMIN_PORT listener, where no token is asked.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256Bytes } from './security/digest.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
 import { ProxyError, errorBody } from './errors.js';
@@ -92,8 +93,8 @@ export function statsReport(p: OwnParts): Record<string, unknown> {
 /** Compares a presented token with ADMIN_TOKEN in constant time. */
 export function adminTokenMatches(expected: string, presented: string | undefined): boolean {
   if (presented === undefined) return false;
-  const a = createHash('sha256').update(expected).digest();
-  const b = createHash('sha256').update(presented).digest();
+  const a = sha256Bytes(expected);
+  const b = sha256Bytes(presented);
   return timingSafeEqual(a, b);
 }
 

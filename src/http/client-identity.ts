@@ -6,7 +6,7 @@
  * balancer we trust sets it, and then its last entry (the one that balancer appended; the
  * entries before it are whatever the client claimed).
  */
-import { createHash } from 'node:crypto';
+import { sha256Base64url } from '../security/digest.js';
 import type { IncomingMessage } from 'node:http';
 import { presentedKey } from './credentials.js';
 
@@ -23,6 +23,6 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
 export function clientKey(req: IncomingMessage, address: string, keyId: string | null): string {
   if (keyId !== null) return `id:${keyId}`;
   const token = presentedKey(req.headers);
-  if (token !== undefined) return `key:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`;
+  if (token !== undefined) return `key:${sha256Base64url(token).slice(0, 22)}`;
   return `ip:${address}`;
 }

@@ -5,11 +5,12 @@
  * by its digest, then confirmed with timingSafeEqual: the time taken does not depend on
  * how much of a real key the guess shares, and the process memory holds no key in clear.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256Bytes } from './digest.js';
 
 export class ApiKeyError extends Error {}
 
-const digest = (key: string): Buffer => createHash('sha256').update(key, 'utf8').digest();
+const digest = sha256Bytes;
 
 export class ApiKeys {
   private readonly byDigest = new Map<string, { id: string; digest: Buffer }>();

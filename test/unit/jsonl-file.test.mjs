@@ -11,6 +11,7 @@ import { Logger } from '../../dist/logging/logger.js';
 const dir = () => mkdtempSync(join(tmpdir(), 'jsonl-'));
 const lines = (p) => readFileSync(p, 'utf8').split('\n').filter(Boolean);
 const turn = () => new Promise((r) => setImmediate(r));
+const turn_ = turn;
 
 test('lines written in one turn land together, one JSON object per line, in order', async () => {
   const p = join(dir(), 'a.log');
@@ -48,9 +49,12 @@ test('with a size limit the file rotates and keeps maxFiles generations', async 
   }
   await f.close();
   assert.ok(existsSync(`${p}.1`) && existsSync(`${p}.2`));
-  assert.ok(!existsSync(`${p}.3`));
-  assert.deepEqual(lines(p).map((l) => JSON.parse(l).i), [9]);
-  assert.deepEqual(lines(`${p}.1`).map((l) => JSON.parse(l).i), [8]);
+  assert.ok(!existsSync(`${p}.3`), 'only maxFiles generations are kept');
+  // oldest to newest, the kept files hold the newest lines in order, the oldest rotated away
+  const kept = [`${p}.2`, `${p}.1`, p].flatMap((f) => lines(f).map((l) => JSON.parse(l).i));
+  assert.ok(kept.length < 10 && kept.length >= 3);
+  assert.deepEqual(kept, Array.from({ length: kept.length }, (_, k) => 10 - kept.length + k));
+  for (const f of [`${p}.2`, `${p}.1`]) assert.ok(readFileSync(f).length <= 2 * 61, 'a rotated file holds about maxBytes');
 });
 
 test('an existing file counts toward the size limit', async () => {
@@ -91,4 +95,26 @@ test('the logger writes ts, level, msg and fields, filters by level and never th
   assert.equal(got[2].msg, 'bad fields');
   assert.equal(got.length, 3);
   assert.equal(log.enabled('DEBUG'), false);
+});
+
+test('lines that arrive while a write is with the disk go out together after it, in order', async () => {
+  const p = join(dir(), 'busy.log');
+  const f = new JsonlFile(p);
+  for (let turn = 0; turn < 20; turn++) {
+    for (let i = 0; i < 5; i++) f.writeLine(JSON.stringify({ n: turn * 5 + i }));
+    await turn_();
+  }
+  await f.close();
+  assert.deepEqual(lines(p).map((l) => JSON.parse(l).n), [...Array(100).keys()]);
+});
+
+test('past maxBufferedBytes waiting, lines are counted as dropped instead of held', async () => {
+  const p = join(dir(), 'stalled.log');
+  const f = new JsonlFile(p, { maxBufferedBytes: 100 });
+  for (let i = 0; i < 50; i++) f.writeLine(JSON.stringify({ i, pad: 'xxxxxxxxxx' }));
+  assert.ok(f.dropped > 0);
+  await f.close();
+  const kept = lines(p).map((l) => JSON.parse(l).i);
+  assert.equal(kept.length + f.dropped, 50);
+  assert.deepEqual(kept, [...Array(kept.length).keys()], 'what is kept is the oldest, in order');
 });
