@@ -24,12 +24,15 @@ export const FAST = {
 
 /**
  * Starts the proxy; resolves once it logged its port. `env` overrides FAST.
+ * `baseEnv` replaces this process's environment plus FAST (the ops tests start it as an
+ * operator would, with nothing but PATH); `nodeArgs` go before dist/main.js.
  * Returns { url, port, logDir, proc, stdout(), stop() }.
  */
-export async function startProxy(env = {}) {
+export async function startProxy(env = {}, { baseEnv = { ...process.env, ...FAST, LOG_LEVEL: 'INFO' }, nodeArgs = [], cwd } = {}) {
   const logDir = env.LOG_DIR ?? mkdtempSync(join(tmpdir(), 'oproxy-'));
-  const proc = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, ...FAST, LOG_LEVEL: 'INFO', HOST: '127.0.0.1', PORT: '0', LOG_DIR: logDir, ...env },
+  const proc = spawn(process.execPath, [...nodeArgs, MAIN], {
+    cwd,
+    env: { ...baseEnv, HOST: '127.0.0.1', PORT: '0', LOG_DIR: logDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -38,15 +41,23 @@ export async function startProxy(env = {}) {
   proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`the proxy did not log "listening" within 10 s: ${err}${out}`));
+    }, 10_000);
     const onData = () => {
       const m = /"msg":"listening"[^\n]*"port":(\d+)/.exec(out);
       if (m) {
+        clearTimeout(timer);
         proc.stdout.off('data', onData);
         resolve(Number(m[1]));
       }
     };
     proc.stdout.on('data', onData);
-    exited.then(({ code }) => reject(new Error(`proxy exited with ${code} before listening: ${err}${out}`)));
+    exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`proxy exited with ${code} before listening: ${err}${out}`));
+    });
   });
   return {
     url: `http://127.0.0.1:${port}`,

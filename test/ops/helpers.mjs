@@ -1,5 +1,6 @@
 // Shared by the operations tests: paths, a PATH lookup, bounded child processes, the
 // compiled proxy on a free port, and polling with a deadline.
+import { startProxy as startE2eProxy } from '../e2e/helpers.mjs';
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -110,50 +111,19 @@ export function alive(pid) {
 }
 
 /**
- * Starts the compiled proxy (dist/main.js) on 127.0.0.1 and a port the OS picks; resolves
- * once it logged `{"msg":"listening",...,"port":N}` on stdout (its first line, normally).
+ * Starts the compiled proxy (dist/main.js) on 127.0.0.1 and a port the OS picks, as an
+ * operator would: from the checkout, with nothing in its environment but PATH and `env`
+ * (the e2e helper does the spawning). `stop()` also removes its log directory.
  * Returns { url, port, proc, stop() }.
  */
 export async function startProxy({ env = {}, args = [] } = {}) {
   const main = join(ROOT, 'dist', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run npm run build first`);
-  const logDir = mkdtempSync(join(tmpdir(), 'oproxy-ops-'));
-  const proc = spawn(process.execPath, [...args, main], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, LOG_DIR: logDir, ...env, HOST: '127.0.0.1', PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-  proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const proxy = await startE2eProxy({ LOG_DIR: mkdtempSync(join(tmpdir(), 'oproxy-ops-')), ...env }, { baseEnv: { PATH: process.env.PATH }, nodeArgs: args, cwd: ROOT });
   const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    const result = await exited;
-    rmSync(logDir, { recursive: true, force: true });
+    const result = await proxy.stop();
+    rmSync(proxy.logDir, { recursive: true, force: true });
     return result;
   };
-  try {
-    const port = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the proxy did not log "listening" within 10 s: ${out}${err}`)), 10_000);
-      proc.stdout.on('data', function onData() {
-        const line = out.split('\n').slice(0, -1).find((l) => l.includes('"msg":"listening"'));
-        if (!line) return;
-        proc.stdout.off('data', onData);
-        clearTimeout(timer);
-        const { port } = JSON.parse(line);
-        if (Number.isInteger(port)) resolve(port);
-        else reject(new Error(`no port in the "listening" line: ${line}`));
-      });
-      exited.then(({ code }) => {
-        clearTimeout(timer);
-        reject(new Error(`the proxy exited with ${code} before listening: ${err}${out}`));
-      });
-    });
-    return { url: `http://127.0.0.1:${port}`, port, proc, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+  return { url: proxy.url, port: proxy.port, proc: proxy.proc, stop };
 }
