@@ -107,7 +107,7 @@ export class ProxyHandler {
         return fail(admission.error, admission.rateHeaders);
       }
       probe = admission.probe;
-      const body = await this.readBody(req, rec, fail);
+      let body = await this.readBody(req, rec, fail);
       if (body === null) return;
       // from here on, a client that leaves stops everything it started
       const cancel = new Cancel();
@@ -125,6 +125,7 @@ export class ProxyHandler {
         }
       }
       const answer = await this.attempts(req, rec, body, cancel, probe, admission.keysOn, () => (judged = true));
+      body = null; // not held while the answer streams, for minutes maybe
       res.off('close', onClientClose);
       rec.ttfbMs = clock.now() - started;
       await this.answer(res, rec, answer, admission.rateHeaders);

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import { writeBody } from '../http/request-body.js';
+import { writeBody, type RequestBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
 import type { Cancel } from '../cancel.js';
 import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
@@ -31,22 +31,33 @@ export class Http1Transport implements Transport {
   }
 
   send(r: UpstreamRequest, cancel: Cancel): Promise<UpstreamResponse> {
+    // The closures below outlive the request phase (a stream can last minutes): they reach
+    // the body only through this variable, cleared once it is handed to the socket, so a
+    // large prompt is not held for the length of its answer.
+    let pendingBody: RequestBody | null = r.body;
+    const kept = r.body.kind === 'buffered';
+    const sendBody = (req: http.ClientRequest): void => {
+      const body = pendingBody;
+      pendingBody = null;
+      if (body !== null) writeBody(body, req);
+    };
+    const options: http.RequestOptions = {
+      agent: this.agent,
+      protocol: this.opts.origin.protocol,
+      hostname: this.opts.origin.hostname,
+      port: this.opts.origin.port,
+      method: r.method,
+      path: r.path,
+      headers: r.headers,
+      setHost: false,
+    };
     return new Promise((resolve, reject) => {
       if (cancel.aborted) {
         reject(cancel.reason);
         return;
       }
       const { origin } = this.opts;
-      const req = this.request({
-        agent: this.agent,
-        protocol: origin.protocol,
-        hostname: origin.hostname,
-        port: origin.port,
-        method: r.method,
-        path: r.path,
-        headers: r.headers,
-        setHost: false,
-      });
+      const req = this.request(options);
       let connected = false;
       let connectTimer: NodeJS.Timeout | undefined;
       let answered = false;
@@ -57,7 +68,7 @@ export class Http1Transport implements Transport {
       req.on('socket', (socket: Socket) => {
         if (!socket.connecting) {
           connected = true;
-          if (r.body.kind === 'streaming') writeBody(r.body, req);
+          if (!kept) sendBody(req);
           return;
         }
         this.opened++;
@@ -70,7 +81,7 @@ export class Http1Transport implements Transport {
         socket.once(origin.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
           connected = true;
           clearTimeout(connectTimer);
-          if (r.body.kind === 'streaming') writeBody(r.body, req);
+          if (!kept) sendBody(req);
         });
       });
       req.on('response', (res) => {
@@ -95,12 +106,12 @@ export class Http1Transport implements Transport {
         const outcome = classifySocketError(err, connected);
         // a reused keep-alive socket the peer had already closed: resendable at once, but only
         // when the body was kept (a streamed body may be half read by now)
-        const stale = req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && r.body.kind === 'buffered';
+        const stale = req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && kept;
         reject(new UpstreamFailure(outcome, `${outcome}: ${err.message}`, { cause: err, neverSent: outcome === 'connect_error' || stale, staleConnection: stale }));
       });
       // A buffered body can be written at once (it is kept for a resend); a streamed one
       // only once connected, so a failed connect leaves it unread and the attempt replayable.
-      if (r.body.kind === 'buffered') writeBody(r.body, req);
+      if (kept) sendBody(req);
     });
   }
 

@@ -8,7 +8,7 @@
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers } from 'node:http2';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { writeBody } from '../http/request-body.js';
+import { writeBody, type RequestBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
 import type { Cancel } from '../cancel.js';
 import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
@@ -125,6 +125,16 @@ export class Http2Transport implements Transport {
       entry.active--;
       if (entry.active === 0) entry.session.unref();
     });
+    // The stream's listeners live as long as the answer: they reach the body only through
+    // `pending`, cleared once it is handed over, so a large prompt is not held while the
+    // answer streams (nothing in the closures below refers to `r`).
+    const kept = r.body.kind === 'buffered';
+    let pending: RequestBody | null = hasBody ? r.body : null;
+    const sendBody = (): void => {
+      const b = pending;
+      pending = null;
+      if (b !== null) writeBody(b, stream);
+    };
     return new Promise((resolve, reject) => {
       let answered = false;
       const offCancel = cancel.onAbort(() => {
@@ -156,11 +166,11 @@ export class Http2Transport implements Transport {
       });
       stream.once('error', fail);
       stream.once('close', () => fail(undefined));
-      if (!hasBody) return;
+      if (pending === null) return;
       // A streamed body is read only once the session is up, so a failed connect leaves it
       // unread and the attempt can be made again; a kept body can go at once.
-      if (r.body.kind === 'buffered' || entry.connected) writeBody(r.body, stream);
-      else entry.session.once('connect', () => writeBody(r.body, stream));
+      if (kept || entry.connected) sendBody();
+      else entry.session.once('connect', sendBody);
     });
   }
 
