@@ -7,7 +7,8 @@
  */
 import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ProxyError, errorBody } from './errors.js';
+import { ProxyError } from './errors.js';
+import { rawError } from './http/raw-error.js';
 import { clientAddress } from './http/client-identity.js';
 import { presentedKey } from './http/credentials.js';
 import { requestIdFor } from './http/request-id.js';
@@ -21,15 +22,6 @@ import { tunnelWebSocket } from './upstream/websocket-tunnel.js';
 export interface ServerParts extends OwnParts {
   readonly handler: ProxyHandler;
   readonly apiKeys: () => ApiKeys | null;
-}
-
-const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 503: 'Service Unavailable' };
-
-/** An OpenAI-shaped error written straight to a socket (no ServerResponse exists yet). */
-function rawError(socket: Duplex, status: number, message: string, type: string, code: string, requestId?: string): void {
-  const body = errorBody(message, type, code);
-  const id = requestId === undefined ? '' : `x-request-id: ${requestId}\r\n`;
-  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${id}connection: close\r\n\r\n${body}`);
 }
 
 export function createProxyServer(p: ServerParts): http.Server {
@@ -75,10 +67,10 @@ function upgrade(p: ServerParts, req: IncomingMessage, socket: Duplex, head: Buf
   const requestId = requestIdFor(req.headers['x-request-id']);
   const url = req.url ?? '/';
   const isWs = typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
-  if (p.isDraining()) return rawError(socket, 503, 'The proxy is shutting down.', 'service_unavailable_error', 'draining', requestId);
-  if (!isWs || !url.startsWith('/v1/')) return rawError(socket, 404, `Invalid URL (${req.method} ${pathOf(url)}) for an upgrade`, 'invalid_request_error', 'not_found', requestId);
+  if (p.isDraining()) return rawError(socket, 503, 'The proxy is shutting down.', 'service_unavailable_error', 'draining', { 'x-request-id': requestId });
+  if (!isWs || !url.startsWith('/v1/')) return rawError(socket, 404, `Invalid URL (${req.method} ${pathOf(url)}) for an upgrade`, 'invalid_request_error', 'not_found', { 'x-request-id': requestId });
   const keys = p.apiKeys();
-  if (keys !== null && keys.match(presentedKey(req.headers)) === null) return rawError(socket, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key', requestId);
+  if (keys !== null && keys.match(presentedKey(req.headers)) === null) return rawError(socket, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key', { 'x-request-id': requestId });
   p.telemetry.requestStarted();
   const started = p.clock.now();
   const base = p.config.upstreamUrl.pathname.replace(/\/+$/, '');

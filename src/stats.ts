@@ -5,9 +5,11 @@
  * client sends can grow them.
  */
 import { LatencyWindow } from './observe/latency-window.js';
+import type { RelayOutcome } from './upstream/relay.js';
 
 export type AttemptOutcome = 'ok' | 'connect_error' | 'timeout' | 'reset' | 'http_5xx' | 'protocol';
-export type StreamOutcome = 'complete' | 'upstream_broken' | 'idle_timeout' | 'client_gone';
+/** How a relayed answer ended: the relay's own outcome names. */
+export type StreamOutcome = RelayOutcome;
 
 const MAX_MODELS = 50;
 

@@ -197,13 +197,13 @@ export class ProxyHandler {
       rec.status = sendError(res, answer.error, rec.requestId, rateHeaders);
       return;
     }
-    const extra: Record<string, string> = { ...rateHeaders };
     if (answer.kind === 'held') {
-      // the proxy already retried this 5xx: the SDKs should not multiply it
-      if (rec.attempts > 1) extra['x-should-retry'] = 'false';
       const headers = toClientHeaders(answer.headers, rec.requestId);
       headers['content-length'] = answer.body.length;
-      res.writeHead(answer.status, { ...headers, ...extra });
+      Object.assign(headers, rateHeaders);
+      // the proxy already retried this 5xx: the SDKs should not multiply it
+      if (rec.attempts > 1) headers['x-should-retry'] = 'false';
+      res.writeHead(answer.status, headers);
       res.end(answer.body);
       rec.status = answer.status;
       rec.bytesOut = answer.body.length;
@@ -213,7 +213,7 @@ export class ProxyHandler {
     const { up } = answer;
     rec.status = up.status;
     const meter = usageMeter(up.status, up.headers);
-    const relayed = await relayResponse(up, res, { requestId: rec.requestId, idleTimeoutMs: this.p.config.timeoutMs, extraHeaders: extra, ...(meter ? { onChunk: meter.push } : {}) });
+    const relayed = await relayResponse(up, res, { requestId: rec.requestId, idleTimeoutMs: this.p.config.timeoutMs, ...(rateHeaders ? { extraHeaders: rateHeaders } : {}), ...(meter ? { onChunk: meter.push } : {}) });
     rec.stream = relayed.sse;
     rec.bytesOut = relayed.bytesOut;
     if (relayed.sse) this.p.telemetry.streamEnded(relayed.outcome);

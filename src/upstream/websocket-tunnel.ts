@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { HOP_BY_HOP, connectionTokens, type ForwardContext } from '../http/headers.js';
-import { errorBody } from '../errors.js';
+import { rawError } from '../http/raw-error.js';
 
 export interface TunnelOptions {
   readonly origin: URL;
@@ -57,8 +57,7 @@ export function tunnelWebSocket(req: IncomingMessage, client: Duplex, head: Buff
   timer.unref();
   const refuse = (why: string): void => {
     if (connected || ended) return end('closed');
-    const body = errorBody(`The upstream could not be reached (${why}).`, 'service_unavailable_error', 'upstream_unreachable');
-    client.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${o.requestId}\r\nx-should-retry: false\r\nconnection: close\r\n\r\n${body}`);
+    rawError(client, 503, `The upstream could not be reached (${why}).`, 'service_unavailable_error', 'upstream_unreachable', { 'x-request-id': o.requestId, 'x-should-retry': 'false' });
     ended = true;
     clearTimeout(timer);
     upstream.destroy();
