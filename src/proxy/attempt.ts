@@ -111,7 +111,7 @@ function holdSmallBody(up: UpstreamResponse, limit: number): Promise<Answer> {
         if (!up.body.readableEnded) replay.destroy(); // the relay sees the break
       });
       up.body.pipe(replay);
-      resolve({ kind: 'stream', up: { ...up, body: replay } });
+      resolve({ kind: 'stream', up: { status: up.status, headers: up.headers, body: replay, abort: () => up.abort() } });
     };
     // a body that breaks while held is passed on as far as it came: it is an error answer anyway
     const onEnd = (): void => {

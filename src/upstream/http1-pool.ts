@@ -1,0 +1,154 @@
+/**
+ * The keep-alive connections to one HTTP/1.1 upstream: at most `maxConnections`, idle ones
+ * kept on a stack so the warmest is reused first and the cold ones age out, requests
+ * beyond the cap waiting in order for the next free connection.
+ *
+ * An idle connection is reused only until a little before the server would close it
+ * (RFC 9112 §9.3): its own `Keep-Alive: timeout=N` less a second when it says one, else
+ * `idleTimeoutMs` (4 s, below the 5 s of uvicorn, which serves vLLM, and of most servers).
+ * Reusing a socket the server is closing at that instant is the race every pooled client
+ * has; the transport resends such a request once, and the margin makes it rare.
+ * A connection's connect phase has its own timeout (CONNECT_TIMEOUT); what follows is
+ * bounded by the request's own deadline.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { Http1Connection } from './http1-connection.js';
+import { UpstreamFailure } from './transport.js';
+
+export interface Http1PoolOptions {
+  readonly origin: URL;
+  readonly maxConnections: number;
+  readonly connectTimeoutMs: number;
+  /** How long an idle connection is kept when the server says nothing (ms; default 4000). */
+  readonly idleTimeoutMs?: number;
+  /** Monotonic ms; injectable for tests. */
+  readonly now?: () => number;
+}
+
+/** A request waiting for a connection. */
+export interface PoolWaiter {
+  onConnection(conn: Http1Connection): void;
+}
+
+const DEFAULT_IDLE_MS = 4000;
+/** Longest a server's keep-alive hint is believed. */
+const MAX_IDLE_MS = 600_000;
+const HINT_MARGIN_MS = 1000;
+
+export class Http1Pool {
+  private readonly idle: Http1Connection[] = [];
+  private readonly waiters: PoolWaiter[] = [];
+  private readonly connectOptions: net.NetConnectOpts & tls.ConnectionOptions;
+  private readonly tls: boolean;
+  private readonly now: () => number;
+  private readonly idleMs: number;
+  private sweeper: NodeJS.Timeout | null = null;
+  private closing = false;
+  /** Connections open or opening. */
+  size = 0;
+  opened = 0;
+
+  constructor(private readonly opts: Http1PoolOptions) {
+    const { origin } = opts;
+    this.tls = origin.protocol === 'https:';
+    const host = origin.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(origin.port) || (this.tls ? 443 : 80);
+    this.connectOptions = { host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 };
+    if (this.tls) {
+      this.connectOptions.ALPNProtocols = ['http/1.1'];
+      if (net.isIP(host) === 0) this.connectOptions.servername = host;
+    }
+    this.now = opts.now ?? (() => performance.now());
+    this.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+  }
+
+  /** Gives `w` a connection now (a warm idle one, or a new one), or queues it for the next free one. */
+  acquire(w: PoolWaiter): void {
+    const now = this.now();
+    for (let conn = this.idle.pop(); conn !== undefined; conn = this.idle.pop()) {
+      if (conn.closed) continue;
+      if (now - conn.idleSince < conn.idleLimitMs) {
+        w.onConnection(conn);
+        return;
+      }
+      conn.destroy(); // past its keep-alive: the server may be closing it right now
+    }
+    if (this.size < this.opts.maxConnections) w.onConnection(this.connect());
+    else this.waiters.push(w);
+  }
+
+  /** Takes a waiter out of the queue (its request was cancelled). */
+  cancel(w: PoolWaiter): void {
+    const i = this.waiters.indexOf(w);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  /** The owner is done with `conn`: keep it for the next request, or close it. */
+  release(conn: Http1Connection, reusable: boolean, keepAliveHintMs: number | null): void {
+    if (!reusable || conn.closed || this.closing) {
+      conn.destroy(); // the close frees a slot for a waiter (onClosed)
+      return;
+    }
+    const next = this.waiters.shift();
+    if (next !== undefined) {
+      next.onConnection(conn);
+      return;
+    }
+    conn.idleSince = this.now();
+    conn.idleLimitMs = keepAliveHintMs === null ? this.idleMs : Math.min(MAX_IDLE_MS, keepAliveHintMs - HINT_MARGIN_MS);
+    this.idle.push(conn);
+    this.sweeper ??= this.startSweeper();
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  close(): void {
+    this.closing = true;
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    for (const conn of this.idle.splice(0)) conn.destroy();
+  }
+
+  private connect(): Http1Connection {
+    const socket = this.tls ? tls.connect(this.connectOptions) : net.connect(this.connectOptions);
+    const conn = new Http1Connection(socket, this.onClosed);
+    this.size++;
+    this.opened++;
+    const timer = setTimeout(() => {
+      conn.fail(new UpstreamFailure('connect_error', `connect timeout after ${this.opts.connectTimeoutMs} ms`, { neverSent: true }));
+    }, this.opts.connectTimeoutMs);
+    timer.unref();
+    socket.once(this.tls ? 'secureConnect' : 'connect', () => {
+      clearTimeout(timer);
+      conn.markConnected();
+    });
+    socket.once('close', () => clearTimeout(timer));
+    return conn;
+  }
+
+  private readonly onClosed = (conn: Http1Connection): void => {
+    this.size--;
+    const i = this.idle.lastIndexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (this.closing) return;
+    const next = this.waiters.shift();
+    if (next !== undefined) next.onConnection(this.connect());
+  };
+
+  /** Closes idle connections past their time, so they are not kept open for nothing. */
+  private startSweeper(): NodeJS.Timeout {
+    const t = setInterval(() => {
+      const now = this.now();
+      // oldest at the bottom of the stack
+      while (this.idle.length > 0 && now - this.idle[0]!.idleSince >= this.idle[0]!.idleLimitMs) this.idle.shift()!.destroy();
+      if (this.idle.length === 0) {
+        clearInterval(t);
+        this.sweeper = null;
+      }
+    }, Math.max(250, this.idleMs / 2));
+    t.unref();
+    return t;
+  }
+}

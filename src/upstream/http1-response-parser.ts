@@ -1,0 +1,327 @@
+/**
+ * The upstream side of HTTP/1.1 (RFC 9112), responses only, as a pure state machine: bytes
+ * in, head / body slices / completion out. It holds no socket and allocates nothing per
+ * body byte: a body chunk is a slice of the buffer it arrived in. What it accepts is narrow
+ * on purpose (CRLF line ends, no obs-fold, token header names, bounded head and chunk
+ * lines); anything else is an HttpParseError with an `HPE_*` code, which the transport
+ * reports as a protocol error.
+ *
+ * Framing (§6.3): no body after HEAD, 1xx, 204 and 304; `Transfer-Encoding` ending in
+ * chunked wins over `Content-Length`; a length must be digits and agree with itself when
+ * repeated; anything else is read until the peer closes, and that connection is not reused.
+ * 1xx interim answers (100 Continue, 103 Early Hints) are skipped; 101 is refused, since
+ * nothing here asked for an upgrade.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+export class HttpParseError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpParseError';
+  }
+}
+
+export type BodyFraming = 'none' | 'length' | 'chunked' | 'close';
+
+export interface ResponseHead {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly framing: BodyFraming;
+  /** The connection may carry another request once this response is complete. */
+  readonly keepAlive: boolean;
+  /** `Keep-Alive: timeout=N` from the server, in ms (null when not said). */
+  readonly keepAliveTimeoutMs: number | null;
+}
+
+export interface ResponseSink {
+  onHead(head: ResponseHead): void;
+  onBody(chunk: Buffer): void;
+  /** The response ended. `clean` is false when bytes followed it that nobody asked for. */
+  onComplete(clean: boolean): void;
+}
+
+const enum State {
+  Idle,
+  Head,
+  Length,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+  UntilClose,
+  Done,
+}
+
+export const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_CHUNK_LINE = 1024;
+const CRLF = 0x0d0a;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
+const HEX = /^[0-9A-Fa-f]{1,12}$/;
+
+export class ResponseParser {
+  private state = State.Idle;
+  private headRequest = false;
+  /** Bytes of an unfinished head, chunk-size line or trailer section. */
+  private partial: Buffer | null = null;
+  private remaining = 0;
+  /** Any byte of the current response has arrived. */
+  started = false;
+
+  constructor(
+    private readonly sink: ResponseSink,
+    private readonly maxHeadBytes = MAX_HEAD_BYTES,
+  ) {}
+
+  /** Begin reading the answer to a request just sent (`head`: it was a HEAD request). */
+  expect(head: boolean): void {
+    this.state = State.Head;
+    this.headRequest = head;
+    this.partial = null;
+    this.started = false;
+  }
+
+  /** Waiting for a head, or reading a body: bytes are expected. */
+  get busy(): boolean {
+    return this.state !== State.Idle && this.state !== State.Done;
+  }
+
+  /** A body that runs until the connection closes is being read. */
+  get readingUntilClose(): boolean {
+    return this.state === State.UntilClose;
+  }
+
+  execute(data: Buffer): void {
+    if (data.length > 0 && (this.state === State.Idle || this.state === State.Done)) {
+      throw new HttpParseError('HPE_UNEXPECTED_DATA', 'the upstream sent bytes nobody asked for');
+    }
+    this.started = true;
+    let at = 0;
+    // stops at the end of a response (bytes after it are reported, not parsed) or when a
+    // sink callback gave up on it (stop())
+    while (at < data.length && this.busy) {
+      switch (this.state) {
+        case State.Head:
+          at = this.readHead(data, at);
+          break;
+        case State.Length: {
+          const n = Math.min(this.remaining, data.length - at);
+          this.remaining -= n;
+          const chunk = at === 0 && n === data.length ? data : data.subarray(at, at + n);
+          at += n;
+          this.sink.onBody(chunk);
+          if (this.remaining === 0) this.complete(at < data.length);
+          break;
+        }
+        case State.ChunkSize:
+          at = this.readChunkSize(data, at);
+          break;
+        case State.ChunkData: {
+          const n = Math.min(this.remaining, data.length - at);
+          this.remaining -= n;
+          const chunk = data.subarray(at, at + n);
+          at += n;
+          this.sink.onBody(chunk);
+          if (this.remaining === 0) {
+            this.state = State.ChunkDataEnd;
+            this.remaining = 2;
+          }
+          break;
+        }
+        case State.ChunkDataEnd: {
+          const expected = this.remaining === 2 ? 0x0d : 0x0a;
+          if (data[at] !== expected) throw new HttpParseError('HPE_STRICT', 'chunk data not followed by CRLF');
+          at++;
+          if (--this.remaining === 0) this.state = State.ChunkSize;
+          break;
+        }
+        case State.Trailers:
+          at = this.readTrailers(data, at);
+          break;
+        default: // State.UntilClose
+          this.sink.onBody(at === 0 ? data : data.subarray(at));
+          at = data.length;
+      }
+    }
+  }
+
+  /** Forget the response under way (its exchange was given up): nothing more is reported. */
+  stop(): void {
+    this.state = State.Idle;
+    this.partial = null;
+  }
+
+  /**
+   * The peer closed. Completes a body read until close; true when that ended a response
+   * cleanly (or none was under way), false when a response was cut short.
+   */
+  finish(): boolean {
+    if (this.state === State.UntilClose) {
+      this.state = State.Done;
+      this.sink.onComplete(true);
+      return true;
+    }
+    return !this.busy;
+  }
+
+  private complete(trailing: boolean): void {
+    this.state = State.Done;
+    this.partial = null;
+    this.sink.onComplete(!trailing);
+  }
+
+  /** Joins held bytes with new ones; returns the buffer and where the new part starts in it. */
+  private gather(data: Buffer, at: number): Buffer {
+    const fresh = at === 0 ? data : data.subarray(at);
+    if (this.partial === null) return fresh;
+    const joined = Buffer.concat([this.partial, fresh]);
+    this.partial = null;
+    return joined;
+  }
+
+  private readHead(data: Buffer, at: number): number {
+    const held = this.partial === null ? 0 : this.partial.length;
+    const buf = this.gather(data, at);
+    // start the search a little before the new bytes: the terminator may straddle them
+    const end = buf.indexOf('\r\n\r\n', Math.max(0, held - 3), 'latin1');
+    if (end < 0) {
+      if (buf.length > this.maxHeadBytes) throw new HttpParseError('HPE_HEADER_OVERFLOW', `response head larger than ${this.maxHeadBytes} bytes`);
+      this.partial = buf;
+      return data.length;
+    }
+    if (end > this.maxHeadBytes) throw new HttpParseError('HPE_HEADER_OVERFLOW', `response head larger than ${this.maxHeadBytes} bytes`);
+    const consumed = end + 4 - held; // bytes of `data` (from `at`) that belonged to the head
+    this.parseHead(buf.toString('latin1', 0, end));
+    return at + consumed;
+  }
+
+  private parseHead(text: string): void {
+    const lines = text.split('\r\n');
+    const m = STATUS_LINE.exec(lines[0]!);
+    if (m === null) throw new HttpParseError('HPE_INVALID_CONSTANT', 'malformed status line');
+    const minor = m[1] === '1';
+    const status = Number(m[2]);
+    if (status < 100) throw new HttpParseError('HPE_INVALID_STATUS', `invalid status ${m[2]}`);
+    const headers: IncomingHttpHeaders = {};
+    let length: string | null = null;
+    let chunked = false;
+    let transferEncoding = false;
+    let connection = '';
+    let keepAliveHeader: string | null = null;
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      const colon = line.indexOf(':');
+      if (colon <= 0) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'malformed header line');
+      const rawName = line.slice(0, colon);
+      if (!TOKEN.test(rawName)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'invalid header name');
+      const value = line.slice(colon + 1).trim();
+      if (BAD_VALUE.test(value)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid character in header ${rawName}`);
+      const name = rawName.toLowerCase();
+      switch (name) {
+        case 'content-length':
+          for (const part of value.split(',')) {
+            const v = part.trim();
+            if (!/^\d{1,15}$/.test(v) || (length !== null && length !== v)) throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 'invalid or conflicting Content-Length');
+            length = v;
+          }
+          headers[name] = length!;
+          continue;
+        case 'transfer-encoding': {
+          transferEncoding = true;
+          const codings = value.toLowerCase().split(',');
+          chunked = codings[codings.length - 1]!.trim() === 'chunked';
+          break;
+        }
+        case 'connection':
+          connection += `${value.toLowerCase()},`;
+          break;
+        case 'keep-alive':
+          keepAliveHeader = value;
+          break;
+        case 'set-cookie':
+          (headers['set-cookie'] ??= []).push(value);
+          continue;
+      }
+      const prior = headers[name];
+      headers[name] = prior === undefined ? value : `${prior as string}, ${value}`;
+    }
+    if (status < 200) {
+      if (status === 101) throw new HttpParseError('HPE_UNEXPECTED_UPGRADE', 'the upstream switched protocols unasked');
+      return; // interim answer: the real one follows
+    }
+    let framing: BodyFraming;
+    if (this.headRequest || status === 204 || status === 304) framing = 'none';
+    else if (transferEncoding) framing = chunked ? 'chunked' : 'close';
+    else if (length !== null) framing = 'length';
+    else framing = 'close';
+    // a message framed both ways was smuggling-shaped: answer it, then drop the connection
+    const keepAlive = minor && framing !== 'close' && !(transferEncoding && length !== null) && !/(^|[\s,])close\s*,/.test(connection);
+    const head: ResponseHead = { status, headers, framing, keepAlive, keepAliveTimeoutMs: keepAliveTimeout(keepAliveHeader) };
+    this.sink.onHead(head);
+    if (framing === 'none') this.complete(false);
+    else if (framing === 'length') {
+      this.remaining = Number(length);
+      this.state = State.Length;
+      if (this.remaining === 0) this.complete(false);
+    } else if (framing === 'chunked') this.state = State.ChunkSize;
+    else this.state = State.UntilClose;
+  }
+
+  private readChunkSize(data: Buffer, at: number): number {
+    const held = this.partial === null ? 0 : this.partial.length;
+    const buf = this.gather(data, at);
+    const nl = buf.indexOf(0x0a, Math.max(0, held));
+    if (nl < 0) {
+      if (buf.length > MAX_CHUNK_LINE) throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'chunk size line too long');
+      this.partial = buf;
+      return data.length;
+    }
+    if (nl === 0 || buf[nl - 1] !== 0x0d || nl > MAX_CHUNK_LINE) throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'malformed chunk size line');
+    const line = buf.toString('latin1', 0, nl - 1);
+    const semi = line.indexOf(';');
+    const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+    if (!HEX.test(hex)) throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'invalid chunk size');
+    const size = parseInt(hex, 16);
+    const next = at + nl + 1 - held;
+    if (size === 0) {
+      this.state = State.Trailers;
+      this.remaining = 0;
+    } else {
+      this.state = State.ChunkData;
+      this.remaining = size;
+    }
+    return next;
+  }
+
+  /** Trailer fields after the last chunk: read and dropped, up to the blank line. */
+  private readTrailers(data: Buffer, at: number): number {
+    const held = this.partial === null ? 0 : this.partial.length;
+    const buf = this.gather(data, at);
+    // no trailers: the blank line comes at once
+    if (buf.length >= 2 && buf.readUInt16BE(0) === CRLF) {
+      const next = at + 2 - held;
+      this.complete(next < data.length);
+      return next;
+    }
+    const end = buf.indexOf('\r\n\r\n', Math.max(0, held - 3), 'latin1');
+    if (end < 0) {
+      if (buf.length > this.maxHeadBytes) throw new HttpParseError('HPE_HEADER_OVERFLOW', 'trailers too large');
+      this.partial = buf;
+      return data.length;
+    }
+    const next = at + end + 4 - held;
+    this.complete(next < data.length);
+    return next;
+  }
+}
+
+/** `timeout=N` (seconds) from a Keep-Alive header, in ms. */
+function keepAliveTimeout(value: string | null): number | null {
+  if (value === null) return null;
+  const m = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(value);
+  return m === null ? null : Number(m[1]) * 1000;
+}
