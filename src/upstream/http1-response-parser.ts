@@ -69,6 +69,8 @@ export class ResponseParser {
   /** Bytes of an unfinished head, chunk-size line or trailer section. */
   private partial: Buffer | null = null;
   private remaining = 0;
+  /** Responses completed so far: one execute() parses no further than the end of a response. */
+  private completions = 0;
   /** Any byte of the current response has arrived. */
   started = false;
 
@@ -101,9 +103,11 @@ export class ResponseParser {
     }
     this.started = true;
     let at = 0;
-    // stops at the end of a response (bytes after it are reported, not parsed) or when a
-    // sink callback gave up on it (stop())
-    while (at < data.length && this.busy) {
+    // stops at the end of a response (bytes after it are reported, not parsed, even when the
+    // sink expects the next response from inside onComplete) or when a sink callback gave up
+    // on it (stop())
+    const completions = this.completions;
+    while (at < data.length && this.busy && this.completions === completions) {
       switch (this.state) {
         case State.Head:
           at = this.readHead(data, at);
@@ -114,7 +118,8 @@ export class ResponseParser {
           const chunk = at === 0 && n === data.length ? data : data.subarray(at, at + n);
           at += n;
           this.sink.onBody(chunk);
-          if (this.remaining === 0) this.complete(at < data.length);
+          // (unless onBody stopped the parser)
+          if (this.remaining === 0 && this.state === State.Length) this.complete(at < data.length);
           break;
         }
         case State.ChunkSize:
@@ -126,7 +131,7 @@ export class ResponseParser {
           const chunk = data.subarray(at, at + n);
           at += n;
           this.sink.onBody(chunk);
-          if (this.remaining === 0) {
+          if (this.remaining === 0 && this.state === State.ChunkData) {
             this.state = State.ChunkDataEnd;
             this.remaining = 2;
           }
@@ -169,6 +174,7 @@ export class ResponseParser {
   }
 
   private complete(trailing: boolean): void {
+    this.completions++;
     this.state = State.Done;
     this.partial = null;
     this.sink.onComplete(!trailing);
@@ -189,17 +195,19 @@ export class ResponseParser {
     // start the search a little before the new bytes: the terminator may straddle them
     const end = buf.indexOf('\r\n\r\n', Math.max(0, held - 3), 'latin1');
     if (end < 0) {
-      if (buf.length > this.maxHeadBytes) throw new HttpParseError('HPE_HEADER_OVERFLOW', `response head larger than ${this.maxHeadBytes} bytes`);
+      // its last 3 bytes may be the start of the terminator, which the limit does not count
+      if (buf.length - 3 > this.maxHeadBytes) throw new HttpParseError('HPE_HEADER_OVERFLOW', `response head larger than ${this.maxHeadBytes} bytes`);
       this.partial = buf;
       return data.length;
     }
     if (end > this.maxHeadBytes) throw new HttpParseError('HPE_HEADER_OVERFLOW', `response head larger than ${this.maxHeadBytes} bytes`);
-    const consumed = end + 4 - held; // bytes of `data` (from `at`) that belonged to the head
-    this.parseHead(buf.toString('latin1', 0, end));
-    return at + consumed;
+    const next = at + end + 4 - held; // `data` up to here belonged to the head
+    this.parseHead(buf.toString('latin1', 0, end), next < data.length);
+    return next;
   }
 
-  private parseHead(text: string): void {
+  /** `trailing`: more bytes follow the head in the buffer it arrived in. */
+  private parseHead(text: string, trailing: boolean): void {
     const lines = text.split('\r\n');
     const m = STATUS_LINE.exec(lines[0]!);
     if (m === null) throw new HttpParseError('HPE_INVALID_CONSTANT', 'malformed status line');
@@ -218,7 +226,7 @@ export class ResponseParser {
       if (colon <= 0) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'malformed header line');
       const rawName = line.slice(0, colon);
       if (!TOKEN.test(rawName)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'invalid header name');
-      const value = line.slice(colon + 1).trim();
+      const value = trimOws(line.slice(colon + 1));
       if (BAD_VALUE.test(value)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid character in header ${rawName}`);
       const name = rawName.toLowerCase();
       switch (name) {
@@ -262,11 +270,12 @@ export class ResponseParser {
     const keepAlive = minor && framing !== 'close' && !(transferEncoding && length !== null) && !/(^|[\s,])close\s*,/.test(connection);
     const head: ResponseHead = { status, headers, framing, keepAlive, keepAliveTimeoutMs: keepAliveTimeout(keepAliveHeader) };
     this.sink.onHead(head);
-    if (framing === 'none') this.complete(false);
+    if (this.state !== State.Head) return; // onHead stopped the parser
+    if (framing === 'none') this.complete(trailing);
     else if (framing === 'length') {
       this.remaining = Number(length);
       this.state = State.Length;
-      if (this.remaining === 0) this.complete(false);
+      if (this.remaining === 0) this.complete(trailing);
     } else if (framing === 'chunked') this.state = State.ChunkSize;
     else this.state = State.UntilClose;
   }
@@ -317,6 +326,15 @@ export class ResponseParser {
     this.complete(next < data.length);
     return next;
   }
+}
+
+/** Strips optional whitespace (SP and HTAB only, RFC 9110 §5.6.3) from both ends of a field value. */
+function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value.charCodeAt(start) === 0x20 || value.charCodeAt(start) === 0x09)) start++;
+  while (end > start && (value.charCodeAt(end - 1) === 0x20 || value.charCodeAt(end - 1) === 0x09)) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 /** `timeout=N` (seconds) from a Keep-Alive header, in ms. */

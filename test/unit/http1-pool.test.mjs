@@ -1,0 +1,544 @@
+// The HTTP/1.1 keep-alive pool and its connections, against a hand-written server on loopback.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { Http1Pool } from '../../dist/upstream/http1-pool.js';
+import { PeerClosed } from '../../dist/upstream/http1-connection.js';
+import { UpstreamFailure } from '../../dist/upstream/transport.js';
+
+/** The answer a server gives by default: the connection and request numbers as the body. */
+function okResponse(body, extra = '') {
+  return `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
+}
+
+/**
+ * A server answering requests (heads only, no bodies) by hand. `handler(socket, request, info)`
+ * answers one request; by default it writes okResponse('c<connection>r<request>').
+ */
+async function startServer(handler = (socket, _req, info) => socket.write(okResponse(`c${info.connection}r${info.request}`))) {
+  const sockets = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    const info = { connection: sockets.length, request: 0 };
+    let buf = '';
+    socket.on('error', () => {});
+    socket.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (let i = buf.indexOf('\r\n\r\n'); i >= 0; i = buf.indexOf('\r\n\r\n')) {
+        const req = buf.slice(0, i);
+        buf = buf.slice(i + 4);
+        info.request++;
+        handler(socket, req, info);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: server.address().port,
+    sockets,
+    get connections() {
+      return sockets.length;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+/** A pool on `port` whose clock is `clock.t`, moved by hand. */
+function makePool(port, opts = {}) {
+  const clock = { t: 1000 };
+  const pool = new Http1Pool({
+    origin: new URL(`http://127.0.0.1:${port}`),
+    maxConnections: 4,
+    connectTimeoutMs: 2000,
+    now: () => clock.t,
+    ...opts,
+  });
+  return { pool, clock };
+}
+
+/** A waiter whose connection is a promise; `given` tells whether it got one yet. */
+function waiter() {
+  let resolve;
+  const w = {
+    given: null,
+    connection: new Promise((r) => (resolve = r)),
+    onConnection(conn) {
+      assert.equal(w.given, null, 'a waiter is given one connection');
+      w.given = conn;
+      resolve(conn);
+    },
+  };
+  return w;
+}
+
+/**
+ * Sends one GET on `conn` and settles with what its owner heard: { head, body, clean } once
+ * complete (after `onComplete(conn, clean, head)`, by default a release for reuse), or
+ * { broken } when the connection failed.
+ */
+function exchange(conn, { path = '/', onComplete } = {}) {
+  return new Promise((resolve) => {
+    let head = null;
+    const chunks = [];
+    const owner = {
+      onHead: (h) => (head = h),
+      onBody: (c) => chunks.push(Buffer.from(c)),
+      onComplete: (clean) => {
+        onComplete?.(conn, clean, head);
+        resolve({ head, body: Buffer.concat(chunks).toString(), clean });
+      },
+      onBroken: (err) => resolve({ broken: err, head }),
+    };
+    conn.begin(owner, false);
+    conn.socket.write(`GET ${path} HTTP/1.1\r\nhost: upstream\r\n\r\n`);
+  });
+}
+
+/** Acquires a connection, runs one exchange on it and releases it for reuse. */
+async function roundTrip(pool, opts = {}) {
+  const w = waiter();
+  pool.acquire(w);
+  const conn = await w.connection;
+  const result = await exchange(conn, { onComplete: (c) => pool.release(c, true, null), ...opts });
+  return { conn, ...result };
+}
+
+/** Resolves once the connection's socket has closed. */
+async function closed(conn) {
+  if (!conn.closed) await once(conn.socket, 'close');
+  // the pool hears of it from the same event; let its listener run
+  await new Promise((r) => setImmediate(r));
+}
+
+test('sequential requests reuse one connection', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port);
+  const a = await roundTrip(pool);
+  assert.equal(a.head.status, 200);
+  assert.equal(a.body, 'c1r1');
+  assert.equal(a.clean, true);
+  assert.equal(pool.idleCount, 1);
+  const b = await roundTrip(pool);
+  const c = await roundTrip(pool);
+  assert.equal(b.conn, a.conn);
+  assert.equal(c.conn, a.conn);
+  assert.equal(c.body, 'c1r3'); // the server saw all three on its first connection
+  assert.equal(server.connections, 1);
+  assert.equal(pool.opened, 1);
+  assert.equal(pool.size, 1);
+  assert.equal(pool.idleCount, 1);
+  assert.equal(a.conn.uses, 3);
+  assert.equal(a.conn.connected, true);
+  pool.close();
+  await server.close();
+});
+
+test('the most recently released idle connection is reused first', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port);
+  const w1 = waiter();
+  const w2 = waiter();
+  pool.acquire(w1);
+  pool.acquire(w2);
+  const [c1, c2] = await Promise.all([w1.connection, w2.connection]);
+  assert.notEqual(c1, c2);
+  await exchange(c1, { onComplete: (c) => pool.release(c, true, null) });
+  await exchange(c2, { onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(pool.idleCount, 2);
+  const next = await roundTrip(pool);
+  assert.equal(next.conn, c2);
+  assert.equal(server.connections, 2);
+  pool.close();
+  await server.close();
+});
+
+test('an idle connection past idleTimeoutMs is not reused', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool, clock } = makePool(server.port, { idleTimeoutMs: 4000 });
+  const first = await roundTrip(pool);
+  clock.t += 3999;
+  const second = await roundTrip(pool);
+  assert.equal(second.conn, first.conn, 'still within its idle time');
+  clock.t += 4000;
+  const third = await roundTrip(pool);
+  assert.notEqual(third.conn, first.conn);
+  assert.equal(third.body, 'c2r1');
+  assert.equal(server.connections, 2);
+  assert.equal(pool.opened, 2);
+  assert.equal(first.conn.socket.destroyed, true, 'the stale one is closed');
+  await closed(first.conn);
+  assert.equal(pool.size, 1);
+  assert.equal(pool.idleCount, 1);
+  pool.close();
+  await server.close();
+});
+
+test('an expired idle connection under a cap of one makes way for a new one', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool, clock } = makePool(server.port, { maxConnections: 1, idleTimeoutMs: 1000 });
+  const first = await roundTrip(pool);
+  clock.t += 5000;
+  const second = await roundTrip(pool);
+  assert.notEqual(second.conn, first.conn);
+  assert.equal(first.conn.closed, true);
+  assert.equal(server.connections, 2);
+  assert.equal(pool.size, 1);
+  pool.close();
+  await server.close();
+});
+
+test('a server Keep-Alive timeout shortens the idle limit to a second less', { timeout: 5000 }, async () => {
+  const server = await startServer((socket, _req, info) => socket.write(okResponse(`c${info.connection}`, 'keep-alive: timeout=3\r\n')));
+  const { pool, clock } = makePool(server.port, { idleTimeoutMs: 60_000 });
+  // the owner passes on the hint the parser read
+  const release = (c, _clean, head) => pool.release(c, true, head.keepAliveTimeoutMs);
+  const first = await roundTrip(pool, { onComplete: release });
+  assert.equal(first.head.keepAliveTimeoutMs, 3000);
+  clock.t += 1999;
+  const second = await roundTrip(pool, { onComplete: release });
+  assert.equal(second.conn, first.conn, 'reused at 1999 ms');
+  clock.t += 2001;
+  const third = await roundTrip(pool, { onComplete: release });
+  assert.notEqual(third.conn, first.conn, 'not reused at 2001 ms');
+  assert.equal(server.connections, 2);
+  pool.close();
+  await server.close();
+});
+
+test('release(conn, true, 3000) keeps a connection for 2000 ms of the pool clock', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool, clock } = makePool(server.port);
+  const { conn } = await roundTrip(pool, { onComplete: (c) => pool.release(c, true, 3000) });
+  assert.equal(conn.idleLimitMs, 2000);
+  assert.equal(conn.idleSince, clock.t);
+  clock.t += 2001;
+  const next = await roundTrip(pool);
+  assert.notEqual(next.conn, conn);
+  assert.equal(server.connections, 2);
+  pool.close();
+  await server.close();
+});
+
+test('release(conn, false, ...) closes the connection', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port);
+  const first = await roundTrip(pool, { onComplete: (c) => pool.release(c, false, null) });
+  assert.equal(first.body, 'c1r1');
+  assert.equal(pool.idleCount, 0);
+  await closed(first.conn);
+  assert.equal(pool.size, 0);
+  const second = await roundTrip(pool);
+  assert.notEqual(second.conn, first.conn);
+  assert.equal(second.body, 'c2r1');
+  assert.equal(pool.opened, 2);
+  pool.close();
+  await server.close();
+});
+
+test('maxConnections caps concurrency: a second request waits for the first connection', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port, { maxConnections: 1 });
+  const w1 = waiter();
+  const w2 = waiter();
+  pool.acquire(w1);
+  pool.acquire(w2);
+  const c1 = await w1.connection;
+  assert.equal(w2.given, null, 'the second waits');
+  const r1 = await exchange(c1, { onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(r1.body, 'c1r1');
+  // handed over at release, without going idle
+  assert.equal(w2.given, c1);
+  assert.equal(pool.idleCount, 0);
+  const r2 = await exchange(c1, { onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(r2.body, 'c1r2');
+  assert.equal(server.connections, 1);
+  assert.equal(pool.opened, 1);
+  pool.close();
+  await server.close();
+});
+
+test('queued waiters are served in order', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port, { maxConnections: 1 });
+  const ws = [waiter(), waiter(), waiter()];
+  for (const w of ws) pool.acquire(w);
+  const order = [];
+  for (const [i, w] of ws.entries()) {
+    const conn = await w.connection;
+    order.push(i);
+    for (const later of ws.slice(i + 1)) assert.equal(later.given, null);
+    await exchange(conn, { onComplete: (c) => pool.release(c, true, null) });
+  }
+  assert.deepEqual(order, [0, 1, 2]);
+  assert.equal(server.connections, 1);
+  pool.close();
+  await server.close();
+});
+
+test('pool.cancel(waiter) takes a queued waiter out of the queue', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port, { maxConnections: 1 });
+  const w1 = waiter();
+  const w2 = waiter();
+  const w3 = waiter();
+  pool.acquire(w1);
+  pool.acquire(w2);
+  pool.acquire(w3);
+  const c1 = await w1.connection;
+  pool.cancel(w2);
+  await exchange(c1, { onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(w2.given, null, 'the cancelled waiter gets nothing');
+  assert.equal(w3.given, c1, 'the one behind it does');
+  await exchange(c1, { onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(w2.given, null);
+  assert.equal(pool.idleCount, 1, 'with nobody waiting the connection goes idle');
+  pool.cancel(w2); // cancelling twice, or a waiter not queued, is harmless
+  pool.cancel(waiter());
+  pool.close();
+  await server.close();
+});
+
+test('when a busy connection closes, a queued waiter gets a freshly opened one', { timeout: 5000 }, async () => {
+  // the first connection is closed by the server without an answer; later ones are answered
+  const server = await startServer((socket, _req, info) => {
+    if (info.connection === 1) socket.end();
+    else socket.write(okResponse(`c${info.connection}r${info.request}`));
+  });
+  const { pool } = makePool(server.port, { maxConnections: 1 });
+  const w1 = waiter();
+  const w2 = waiter();
+  pool.acquire(w1);
+  pool.acquire(w2);
+  const c1 = await w1.connection;
+  const r1 = await exchange(c1);
+  assert.ok(r1.broken instanceof PeerClosed);
+  const c2 = await w2.connection;
+  assert.notEqual(c2, c1);
+  assert.equal(c1.closed, true);
+  const r2 = await exchange(c2, { onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(r2.body, 'c2r1');
+  assert.equal(pool.opened, 2);
+  assert.equal(pool.size, 1);
+  pool.close();
+  await server.close();
+});
+
+test('a connect to a closed port reports the error to the owner', { timeout: 5000 }, async () => {
+  const probe = net.createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = probe.address().port;
+  probe.close();
+  await once(probe, 'close');
+  const { pool } = makePool(port);
+  const w = waiter();
+  pool.acquire(w);
+  const conn = await w.connection;
+  const r = await exchange(conn);
+  assert.ok(r.broken instanceof Error);
+  assert.equal(r.broken.code, 'ECONNREFUSED');
+  assert.equal(r.head, null);
+  assert.equal(conn.connected, false);
+  await closed(conn);
+  assert.equal(pool.size, 0, 'the failed connection frees its slot');
+  pool.close();
+});
+
+test('a connect that does not finish in connectTimeoutMs reports connect_error', { timeout: 5000 }, async () => {
+  // TCP connects, but the TLS handshake the pool waits for never gets an answer
+  const server = await startServer();
+  const pool = new Http1Pool({ origin: new URL(`https://127.0.0.1:${server.port}`), maxConnections: 1, connectTimeoutMs: 50 });
+  const w = waiter();
+  pool.acquire(w);
+  const conn = await w.connection;
+  const started = performance.now();
+  const r = await exchange(conn);
+  assert.ok(performance.now() - started >= 40, 'not before the timeout');
+  assert.ok(r.broken instanceof UpstreamFailure);
+  assert.equal(r.broken.outcome, 'connect_error');
+  assert.equal(r.broken.details.neverSent, true);
+  assert.equal(conn.connected, false);
+  assert.equal(conn.socket.destroyed, true);
+  await closed(conn);
+  assert.equal(pool.size, 0);
+  assert.equal(server.connections, 1);
+  pool.close();
+  await server.close();
+});
+
+test('a connection that connected in time outlives its connect timeout', { timeout: 5000 }, async () => {
+  // the connect timer is a plain setTimeout (not on the injectable clock), so this one test
+  // waits for real: a short timeout, then a little longer than it
+  const server = await startServer();
+  const { pool } = makePool(server.port, { connectTimeoutMs: 30 });
+  const first = await roundTrip(pool);
+  assert.equal(first.conn.connected, true);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(first.conn.socket.destroyed, false);
+  const second = await roundTrip(pool);
+  assert.equal(second.conn, first.conn);
+  assert.equal(second.body, 'c1r2');
+  pool.close();
+  await server.close();
+});
+
+test('whenConnected runs once the connection is up, or at once when it is', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port);
+  const w = waiter();
+  pool.acquire(w);
+  const conn = await w.connection;
+  assert.equal(conn.connected, false);
+  const ran = [];
+  await new Promise((resolve) => conn.whenConnected(() => resolve(ran.push('later'))));
+  assert.equal(conn.connected, true);
+  conn.whenConnected(() => ran.push('now'));
+  assert.deepEqual(ran, ['later', 'now']);
+  pool.close();
+  conn.destroy();
+  await server.close();
+});
+
+test('pool.close() destroys idle connections, and a later release closes instead of keeping', { timeout: 5000 }, async () => {
+  const server = await startServer((socket, req, info) => {
+    if (req.startsWith('GET /slow')) server.slow = () => socket.write(okResponse('slow'));
+    else socket.write(okResponse(`c${info.connection}r${info.request}`));
+  });
+  const { pool } = makePool(server.port);
+  const wIdle = waiter();
+  const wBusy = waiter();
+  pool.acquire(wIdle);
+  pool.acquire(wBusy);
+  const idle = await wIdle.connection;
+  const busy = await wBusy.connection;
+  await exchange(idle, { onComplete: (c) => pool.release(c, true, null) });
+  const slowDone = exchange(busy, { path: '/slow', onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(pool.idleCount, 1);
+  pool.close();
+  assert.equal(pool.idleCount, 0);
+  assert.equal(idle.socket.destroyed, true);
+  await closed(idle);
+  // the busy one finishes its exchange, then is closed on release
+  while (server.slow === undefined) await new Promise((r) => setImmediate(r));
+  server.slow();
+  const r = await slowDone;
+  assert.equal(r.body, 'slow');
+  assert.equal(pool.idleCount, 0);
+  await closed(busy);
+  assert.equal(pool.size, 0);
+  await server.close();
+});
+
+test('bytes arriving on an idle connection destroy it, and it is not reused', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port);
+  const first = await roundTrip(pool);
+  assert.equal(pool.idleCount, 1);
+  server.sockets[0].write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+  await closed(first.conn);
+  assert.equal(pool.idleCount, 0);
+  assert.equal(pool.size, 0);
+  const second = await roundTrip(pool);
+  assert.notEqual(second.conn, first.conn);
+  assert.equal(second.body, 'c2r1');
+  assert.equal(server.connections, 2);
+  pool.close();
+  await server.close();
+});
+
+test('an idle connection the server closes leaves the pool', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port);
+  const first = await roundTrip(pool);
+  server.sockets[0].end();
+  await closed(first.conn);
+  assert.equal(pool.idleCount, 0);
+  assert.equal(pool.size, 0);
+  const second = await roundTrip(pool);
+  assert.notEqual(second.conn, first.conn);
+  pool.close();
+  await server.close();
+});
+
+test('a peer that closes before answering reports PeerClosed (ECONNRESET)', { timeout: 5000 }, async () => {
+  const server = await startServer((socket) => socket.end());
+  const { pool } = makePool(server.port);
+  const w = waiter();
+  pool.acquire(w);
+  const conn = await w.connection;
+  const r = await exchange(conn);
+  assert.ok(r.broken instanceof PeerClosed);
+  assert.equal(r.broken.code, 'ECONNRESET');
+  assert.match(r.broken.message, /before answering/);
+  assert.equal(r.head, null);
+  assert.equal(conn.connected, true);
+  assert.equal(conn.parser.started, false);
+  await closed(conn);
+  assert.equal(pool.size, 0);
+  pool.close();
+  await server.close();
+});
+
+test('a peer that closes in the middle of a response reports PeerClosed after the head', { timeout: 5000 }, async () => {
+  const server = await startServer((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc'));
+  const { pool } = makePool(server.port);
+  const w = waiter();
+  pool.acquire(w);
+  const r = await exchange(await w.connection);
+  assert.ok(r.broken instanceof PeerClosed);
+  assert.equal(r.broken.code, 'ECONNRESET');
+  assert.match(r.broken.message, /middle of its response/);
+  assert.equal(r.head.status, 200);
+  pool.close();
+  await server.close();
+});
+
+test('a body read until close completes when the server closes', { timeout: 5000 }, async () => {
+  const server = await startServer((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nall of it'));
+  const { pool } = makePool(server.port);
+  const w = waiter();
+  pool.acquire(w);
+  const conn = await w.connection;
+  const r = await exchange(conn, { onComplete: (c, clean, head) => pool.release(c, clean && head.keepAlive, head.keepAliveTimeoutMs) });
+  assert.equal(r.body, 'all of it');
+  assert.equal(r.clean, true);
+  assert.equal(r.head.keepAlive, false);
+  await closed(conn);
+  assert.equal(pool.idleCount, 0);
+  assert.equal(pool.size, 0);
+  pool.close();
+  await server.close();
+});
+
+test('a malformed response reaches the owner as the parse error, and the connection closes', { timeout: 5000 }, async () => {
+  const server = await startServer((socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n'));
+  const { pool } = makePool(server.port);
+  const w = waiter();
+  pool.acquire(w);
+  const conn = await w.connection;
+  const r = await exchange(conn);
+  assert.equal(r.broken.name, 'HttpParseError');
+  assert.equal(r.broken.code, 'HPE_INVALID_CONTENT_LENGTH');
+  await closed(conn);
+  assert.equal(pool.size, 0);
+  pool.close();
+  await server.close();
+});
+
+test('a response with bytes after it completes unclean, and the owner can drop the connection', { timeout: 5000 }, async () => {
+  const server = await startServer((socket) => socket.write(okResponse('one') + okResponse('two')));
+  const { pool } = makePool(server.port);
+  const first = await roundTrip(pool, { onComplete: (c, clean) => pool.release(c, clean, null) });
+  assert.equal(first.body, 'one');
+  assert.equal(first.clean, false);
+  await closed(first.conn);
+  assert.equal(pool.idleCount, 0);
+  pool.close();
+  await server.close();
+});
