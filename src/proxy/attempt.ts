@@ -4,7 +4,6 @@
  * hear every attempt's outcome here, in one place. A 502/503 that may be retried is read
  * whole (it is small) so that the last one can still be passed on unchanged.
  */
-import { PassThrough } from 'node:stream';
 import type { Cancel } from '../cancel.js';
 import type { Clock } from '../clock.js';
 import { ProxyError } from '../errors.js';
@@ -13,6 +12,7 @@ import type { Telemetry } from '../observe/telemetry.js';
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import { retryAfterMs } from '../resilience/retry-after.js';
 import type { Verdict } from '../resilience/retry.js';
+import { BodyChannel } from '../upstream/body-channel.js';
 import { UpstreamFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from '../upstream/transport.js';
 
 /** What the client will get. */
@@ -94,33 +94,28 @@ function holdSmallBody(up: UpstreamResponse, limit: number): Promise<Answer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const stop = (): void => {
-      up.body.off('data', onData);
-      up.body.off('end', onEnd);
-      up.body.off('close', onEnd);
-    };
-    const onData = (c: Buffer): void => {
-      size += c.length;
-      chunks.push(c);
-      if (size <= limit) return;
-      stop();
-      up.body.pause();
-      const replay = new PassThrough();
-      for (const chunk of chunks) replay.write(chunk);
-      up.body.on('close', () => {
-        if (!up.body.readableEnded) replay.destroy(); // the relay sees the break
-      });
-      up.body.pipe(replay);
-      resolve({ kind: 'stream', up: { status: up.status, headers: up.headers, body: replay, abort: () => up.abort() } });
-    };
+    let done = false;
     // a body that breaks while held is passed on as far as it came: it is an error answer anyway
-    const onEnd = (): void => {
-      stop();
+    const whole = (): void => {
+      if (done) return;
+      done = true;
       resolve({ kind: 'held', status: up.status, headers: up.headers, body: Buffer.concat(chunks, size) });
     };
-    up.body.on('data', onData);
-    up.body.on('end', onEnd);
-    up.body.on('close', onEnd);
-    up.body.on('error', () => {});
+    up.body.read({
+      data: (c) => {
+        if (done) return;
+        size += c.length;
+        chunks.push(c);
+        if (size <= limit) return;
+        done = true;
+        // too big to hold: the client gets what was read, then the rest as it comes
+        const replay = new BodyChannel(up.body);
+        for (const chunk of chunks) replay.data(chunk);
+        up.body.read(replay);
+        resolve({ kind: 'stream', up: { status: up.status, headers: up.headers, body: replay, abort: () => up.abort() } });
+      },
+      end: whole,
+      broken: whole,
+    });
   });
 }

@@ -10,11 +10,12 @@
  * Request framing: a buffered body is sent with its exact Content-Length; a streamed one
  * keeps the client's Content-Length, or goes chunked when the client sent none.
  */
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { writeBody, type RequestBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
 import type { Cancel } from '../cancel.js';
+import { BodyChannel, type FlowControl } from './body-channel.js';
 import type { ConnectionOwner, Http1Connection } from './http1-connection.js';
 import { Http1Pool, type PoolWaiter } from './http1-pool.js';
 import type { ResponseHead } from './http1-response-parser.js';
@@ -90,30 +91,14 @@ function framingFor(method: string, body: RequestBody, headers: OutgoingHttpHead
   return declared !== undefined ? `content-length: ${String(declared)}\r\n` : 'transfer-encoding: chunked\r\n';
 }
 
-/** The response body as a stream; reading it resumes the socket, destroying it aborts the exchange. */
-class ResponseBody extends Readable {
-  constructor(private readonly ex: Exchange) {
-    super();
-  }
-
-  override _read(): void {
-    this.ex.resumeSocket();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.ex.abort();
-    cb(err);
-  }
-}
-
 /**
  * One attempt: waits for a connection, writes the request, reads the response. It is the
  * UpstreamResponse once the head arrives (status, headers, body, abort).
  */
-class Exchange implements PoolWaiter, ConnectionOwner, UpstreamResponse {
+class Exchange implements PoolWaiter, ConnectionOwner, UpstreamResponse, FlowControl {
   status = 0;
   headers: IncomingHttpHeaders = {};
-  body!: ResponseBody;
+  body!: BodyChannel;
   private conn: Http1Connection | null = null;
   private keepAlive = false;
   private keepAliveHintMs: number | null = null;
@@ -227,12 +212,12 @@ class Exchange implements PoolWaiter, ConnectionOwner, UpstreamResponse {
     this.headers = head.headers;
     this.keepAlive = head.keepAlive;
     this.keepAliveHintMs = head.keepAliveTimeoutMs;
-    this.body = new ResponseBody(this);
+    this.body = new BodyChannel(this);
     this.resolve(this);
   }
 
   onBody(chunk: Buffer): void {
-    if (!this.body.push(chunk)) this.conn?.socket.pause();
+    this.body.data(chunk);
   }
 
   onComplete(clean: boolean): void {
@@ -245,7 +230,7 @@ class Exchange implements PoolWaiter, ConnectionOwner, UpstreamResponse {
       this.pool.release(conn, clean && this.keepAlive && this.requestSent, this.keepAliveHintMs);
     }
     if (this.upload !== null && !this.requestSent) this.upload.destroy();
-    this.body.push(null);
+    this.body.end();
   }
 
   onBroken(err: Error): void {
@@ -254,9 +239,7 @@ class Exchange implements PoolWaiter, ConnectionOwner, UpstreamResponse {
     if (this.finished) return;
     if (this.answered) {
       this.finished = true;
-      // without an error: the relay tells a break by 'close' before 'end', and a body nobody
-      // listens to yet must not throw
-      this.body.destroy();
+      this.body.broken();
       return;
     }
     if (err instanceof UpstreamFailure || err instanceof ProxyError) {
@@ -272,7 +255,12 @@ class Exchange implements PoolWaiter, ConnectionOwner, UpstreamResponse {
     this.fail(new UpstreamFailure(outcome, `${outcome}: ${err.message}`, { cause: err, neverSent: outcome === 'connect_error' || stale, staleConnection: stale }));
   }
 
-  resumeSocket(): void {
+  /** Backpressure from the body's reader. */
+  pause(): void {
+    this.conn?.socket.pause();
+  }
+
+  resume(): void {
     this.conn?.socket.resume();
   }
 
@@ -282,6 +270,7 @@ class Exchange implements PoolWaiter, ConnectionOwner, UpstreamResponse {
     this.finished = true;
     this.detachConnection();
     this.upload?.destroy();
+    if (this.answered) this.body.broken();
   }
 
   private readonly onCancel = (): void => {

@@ -11,6 +11,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { writeBody, type RequestBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
 import type { Cancel } from '../cancel.js';
+import { channelFromReadable } from './body-channel.js';
 import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
 
 export interface Http2Options {
@@ -160,7 +161,7 @@ export class Http2Transport implements Transport {
         resolve({
           status: Number(h[HTTP2_HEADER_STATUS]) || 502,
           headers: h as IncomingHttpHeaders,
-          body: stream,
+          body: channelFromReadable(stream),
           abort: () => stream.close(NGHTTP2_CANCEL),
         });
       });

@@ -62,10 +62,7 @@ export function relayResponse(up: UpstreamResponse, res: ServerResponse, opts: R
     delete headers['content-length'];
   }
   res.writeHead(up.status, headers);
-  if (sse) {
-    (res.socket as Socket | null)?.setNoDelay(true);
-    res.flushHeaders();
-  }
+  if (sse) (res.socket as Socket | null)?.setNoDelay(true);
   const body = up.body;
   return new Promise((resolve) => {
     let bytesOut = 0;
@@ -106,9 +103,7 @@ export function relayResponse(up: UpstreamResponse, res: ServerResponse, opts: R
       held = null;
       finish('complete');
     };
-    const onBodyClose = (): void => {
-      if (!body.readableEnded) finish('upstream_broken');
-    };
+    const onBroken = (): void => finish('upstream_broken');
     const onClientClose = (): void => {
       if (!res.writableFinished) finish('client_gone');
     };
@@ -116,9 +111,6 @@ export function relayResponse(up: UpstreamResponse, res: ServerResponse, opts: R
       if (settled) return;
       settled = true;
       clearTimeout(idle);
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('close', onBodyClose);
       res.off('drain', onDrain);
       res.off('close', onClientClose);
       if (outcome === 'complete') {
@@ -138,12 +130,15 @@ export function relayResponse(up: UpstreamResponse, res: ServerResponse, opts: R
       }
       resolve({ outcome, bytesOut, sse });
     };
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('close', onBodyClose);
-    body.on('error', () => {}); // the 'close' that follows decides
     res.on('drain', onDrain);
     res.on('close', onClientClose);
     if (res.destroyed) finish('client_gone');
+    else {
+      // last: what arrived with the head is delivered at once, maybe the whole body
+      body.read({ data: onData, end: onEnd, broken: onBroken });
+      // a stream whose first events have not come yet: its head goes out now, so the client
+      // sees the stream begin (when events came with it, the first write carried the head)
+      if (sse && bytesOut === 0 && !settled) res.flushHeaders();
+    }
   });
 }

@@ -4,9 +4,9 @@
  * stable outcome code. Retry, breaker and metrics read only that code.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { RequestBody } from '../http/request-body.js';
 import type { Cancel } from '../cancel.js';
+import type { BodySource } from './body-channel.js';
 
 export interface UpstreamRequest {
   readonly method: string;
@@ -19,7 +19,7 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
-  readonly body: Readable;
+  readonly body: BodySource;
   /** Stop the upstream request now (the client left, or we gave up on it). */
   abort(): void;
 }
