@@ -82,7 +82,7 @@ function headerLine(name: string, value: string): string {
 }
 
 /** The framing header for the body, or '' when the request has none. */
-function framingFor(method: string, body: RequestBody, headers: OutgoingHttpHeaders): string {
+export function framingFor(method: string, body: RequestBody, headers: OutgoingHttpHeaders): string {
   if (body.kind === 'buffered') {
     const n = body.data.length;
     return n > 0 || METHODS_WITH_BODY.has(method) || headers['content-length'] !== undefined ? `content-length: ${n}\r\n` : '';
