@@ -89,7 +89,7 @@ export function readRequestBody(req: IncomingMessage, limits: BodyLimits): Promi
 }
 
 /**
- * Writes the body to an outgoing stream (an http.ClientRequest or an h2 stream). A streamed
+ * Writes the body to an outgoing stream (the HTTP/1.1 upload writer or an h2 stream). A streamed
  * body keeps being counted and watched as it passes: past the size limit, or silent past
  * the idle limit, the attempt is destroyed with the 413 or 408 error.
  */
