@@ -82,9 +82,10 @@ describe('the HTTP/1.1 client against a raw upstream', () => {
     proxy = await startProxy({ UPSTREAM_URL: `http://127.0.0.1:${up.server.address().port}`, MAX_RETRIES: '0', RATE_LIMIT_ENABLED: 'false', CIRCUIT_BREAKER_ENABLED: 'false', MAX_REPLAY_BODY: '4KiB' });
   });
   after(async () => {
-    await proxy.stop();
+    // the upstream goes even when the proxy never started, or this file would never exit
     for (const s of up.state.sockets) s.destroy();
     up.server.close();
+    await proxy?.stop();
   });
   beforeEach(() => {
     // every test starts on fresh connections
