@@ -39,6 +39,8 @@ export class Http1Connection implements ResponseSink {
   idleSince = 0;
   idleLimitMs = 0;
   closed = false;
+  /** Still counted in its pool's size (cleared when the pool gives up its slot). */
+  counted = true;
 
   constructor(
     readonly socket: Socket,
@@ -58,6 +60,11 @@ export class Http1Connection implements ResponseSink {
   }
 
   private connectedCallbacks: (() => void)[] | null = null;
+
+  /** Neither closed nor on its way to closing: a request may be written on it. */
+  get usable(): boolean {
+    return !this.closed && !this.socket.destroyed;
+  }
 
   /** Runs `fn` once the connection is established (now, if it is). */
   whenConnected(fn: () => void): void {

@@ -28,7 +28,11 @@ export interface Http1PoolOptions {
 
 /** A request waiting for a connection. */
 export interface PoolWaiter {
+  /** Only a new connection will do (the request cannot be resent if a reused one is dead). */
+  readonly fresh: boolean;
   onConnection(conn: Http1Connection): void;
+  /** The pool was closed (shutdown): no connection will come. */
+  onPoolClosed(): void;
 }
 
 const DEFAULT_IDLE_MS = 4000;
@@ -63,17 +67,29 @@ export class Http1Pool {
     this.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS;
   }
 
-  /** Gives `w` a connection now (a warm idle one, or a new one), or queues it for the next free one. */
+  /**
+   * Gives `w` a connection now (a warm idle one, or a new one), or queues it for the next
+   * free one. A waiter that wants a `fresh` connection (a streamed body, which cannot be
+   * sent again if a reused connection turns out closed) never gets an idle one: at the cap,
+   * it takes over the slot of the coldest idle connection.
+   */
   acquire(w: PoolWaiter): void {
-    const now = this.now();
-    for (let conn = this.idle.pop(); conn !== undefined; conn = this.idle.pop()) {
-      if (conn.closed) continue;
-      if (now - conn.idleSince < conn.idleLimitMs) {
-        w.onConnection(conn);
-        return;
-      }
-      conn.destroy(); // past its keep-alive: the server may be closing it right now
+    if (this.closing) {
+      w.onPoolClosed();
+      return;
     }
+    if (!w.fresh) {
+      const now = this.now();
+      for (let conn = this.idle.pop(); conn !== undefined; conn = this.idle.pop()) {
+        if (!conn.usable) continue; // closing: its 'close' has not come yet
+        if (now - conn.idleSince < conn.idleLimitMs) {
+          w.onConnection(conn);
+          return;
+        }
+        this.retire(conn); // past its keep-alive: the server may be closing it right now
+      }
+    }
+    if (this.size >= this.opts.maxConnections && w.fresh && this.idle.length > 0) this.retire(this.idle.shift()!);
     if (this.size < this.opts.maxConnections) w.onConnection(this.connect());
     else this.waiters.push(w);
   }
@@ -86,13 +102,19 @@ export class Http1Pool {
 
   /** The owner is done with `conn`: keep it for the next request, or close it. */
   release(conn: Http1Connection, reusable: boolean, keepAliveHintMs: number | null): void {
-    if (!reusable || conn.closed || this.closing) {
-      conn.destroy(); // the close frees a slot for a waiter (onClosed)
+    if (!reusable || !conn.usable || this.closing) {
+      this.retire(conn);
+      this.serveWaiter();
       return;
     }
     const next = this.waiters.shift();
     if (next !== undefined) {
-      next.onConnection(conn);
+      if (!next.fresh) {
+        next.onConnection(conn);
+        return;
+      }
+      this.retire(conn);
+      next.onConnection(this.connect());
       return;
     }
     conn.idleSince = this.now();
@@ -105,10 +127,12 @@ export class Http1Pool {
     return this.idle.length;
   }
 
+  /** Closes the idle connections; waiting and later requests are told the pool is closed. */
   close(): void {
     this.closing = true;
     if (this.sweeper !== null) clearInterval(this.sweeper);
-    for (const conn of this.idle.splice(0)) conn.destroy();
+    for (const conn of this.idle.splice(0)) this.retire(conn);
+    for (const w of this.waiters.splice(0)) w.onPoolClosed();
   }
 
   private connect(): Http1Connection {
@@ -128,21 +152,35 @@ export class Http1Pool {
     return conn;
   }
 
-  private readonly onClosed = (conn: Http1Connection): void => {
-    this.size--;
+  /** Closes `conn` and frees its slot now (its 'close' event comes later). */
+  private retire(conn: Http1Connection): void {
+    if (conn.counted) {
+      conn.counted = false;
+      this.size--;
+    }
     const i = this.idle.lastIndexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    if (this.closing) return;
+    conn.destroy();
+  }
+
+  /** A slot is free: the first waiter gets a new connection in it. */
+  private serveWaiter(): void {
+    if (this.closing || this.size >= this.opts.maxConnections) return;
     const next = this.waiters.shift();
     if (next !== undefined) next.onConnection(this.connect());
+  }
+
+  private readonly onClosed = (conn: Http1Connection): void => {
+    const counted = conn.counted;
+    this.retire(conn);
+    if (counted) this.serveWaiter();
   };
 
   /** Closes idle connections past their time, so they are not kept open for nothing. */
   private startSweeper(): NodeJS.Timeout {
     const t = setInterval(() => {
       const now = this.now();
-      // oldest at the bottom of the stack
-      while (this.idle.length > 0 && now - this.idle[0]!.idleSince >= this.idle[0]!.idleLimitMs) this.idle.shift()!.destroy();
+      for (const conn of this.idle.filter((c) => now - c.idleSince >= c.idleLimitMs)) this.retire(conn);
       if (this.idle.length === 0) {
         clearInterval(t);
         this.sweeper = null;

@@ -123,8 +123,17 @@ class Exchange implements PoolWaiter, ConnectionOwner, UpstreamResponse, FlowCon
     this.offCancel = cancel.onAbort(this.onCancel);
   }
 
+  /** A streamed body cannot be sent again, so it never risks a reused connection the server may be closing. */
+  get fresh(): boolean {
+    return !this.kept;
+  }
+
   start(): void {
     this.pool.acquire(this);
+  }
+
+  onPoolClosed(): void {
+    if (!this.finished) this.fail(new UpstreamFailure('connect_error', 'the proxy is shutting down', { neverSent: true }));
   }
 
   onConnection(conn: Http1Connection): void {

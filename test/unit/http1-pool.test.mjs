@@ -77,9 +77,14 @@ function makePool(port, opts = {}) {
 }
 
 /** A waiter whose connection is a promise; `given` tells whether it got one yet. */
-function waiter() {
+function waiter({ fresh = false } = {}) {
   let resolve;
   const w = {
+    fresh,
+    closedOn: 0,
+    onPoolClosed() {
+      w.closedOn++;
+    },
     given: null,
     connection: new Promise((r) => (resolve = r)),
     onConnection(conn) {
@@ -554,4 +559,80 @@ test('a response with bytes after it completes unclean, and the owner can drop t
   assert.equal(pool.idleCount, 0);
   pool.close();
   await server.close();
+});
+
+test('a waiter that wants a fresh connection never gets an idle one', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port);
+  const first = await roundTrip(pool);
+  assert.equal(pool.idleCount, 1);
+  const w = waiter({ fresh: true });
+  pool.acquire(w);
+  const conn = await w.connection;
+  assert.notEqual(conn, first.conn);
+  assert.equal(pool.idleCount, 1, 'the warm one stays for others');
+  assert.equal(pool.size, 2);
+  const r = await exchange(conn, { onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(r.body, 'c2r1');
+});
+
+test('at the cap, a fresh waiter takes over the slot of the coldest idle connection', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port, { maxConnections: 1 });
+  const first = await roundTrip(pool);
+  const w = waiter({ fresh: true });
+  pool.acquire(w);
+  const conn = await w.connection;
+  assert.notEqual(conn, first.conn);
+  assert.equal(first.conn.usable, false, 'the idle one was closed for it');
+  assert.equal(pool.size, 1);
+  assert.equal(pool.idleCount, 0);
+  await closed(first.conn);
+  assert.equal(pool.size, 1, 'its late close frees no second slot');
+});
+
+test('a connection released while a fresh waiter queues is replaced by a new one for it', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port, { maxConnections: 1 });
+  const busy = waiter();
+  pool.acquire(busy);
+  const conn = await busy.connection;
+  const fresh = waiter({ fresh: true });
+  pool.acquire(fresh);
+  assert.equal(fresh.given, null, 'queued behind the busy connection');
+  await exchange(conn, { onComplete: (c) => pool.release(c, true, null) });
+  const next = await fresh.connection;
+  assert.notEqual(next, conn);
+  assert.equal(conn.usable, false);
+  assert.equal(pool.size, 1);
+  const r = await exchange(next, { onComplete: (c) => pool.release(c, true, null) });
+  assert.equal(r.body, 'c2r1');
+});
+
+test('close() tells queued waiters, and later ones, that no connection will come', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port, { maxConnections: 1 });
+  const busy = waiter();
+  pool.acquire(busy);
+  await busy.connection;
+  const queued = waiter();
+  pool.acquire(queued);
+  pool.close();
+  assert.equal(queued.closedOn, 1);
+  assert.equal(queued.given, null);
+  const late = waiter();
+  pool.acquire(late);
+  assert.equal(late.closedOn, 1);
+  assert.equal(late.given, null);
+  assert.equal(pool.opened, 1, 'nothing opened after close');
+});
+
+test('a connection destroyed while idle is never handed out, even before its close event', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool } = makePool(server.port);
+  const first = await roundTrip(pool);
+  first.conn.destroy(); // as on bytes while idle, or the peer's FIN: 'close' comes later
+  const second = await roundTrip(pool);
+  assert.notEqual(second.conn, first.conn);
+  assert.equal(second.body, 'c2r1');
 });
