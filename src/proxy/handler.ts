@@ -213,7 +213,7 @@ export class ProxyHandler {
     const { up } = answer;
     rec.status = up.status;
     const meter = usageMeter(up.status, up.headers);
-    const relayed = await relayResponse(up, res, { requestId: rec.requestId, idleTimeoutMs: this.p.config.timeoutMs, ...(rateHeaders ? { extraHeaders: rateHeaders } : {}), ...(meter ? { onChunk: meter.push } : {}) });
+    const relayed = await relayResponse(up, res, { requestId: rec.requestId, idleTimeoutMs: this.p.config.timeoutMs, ...(rateHeaders ? { extraHeaders: rateHeaders } : {}), ...(meter ? { onChunk: meter } : {}) });
     rec.stream = relayed.sse;
     rec.bytesOut = relayed.bytesOut;
     if (relayed.sse) this.p.telemetry.streamEnded(relayed.outcome);

@@ -7,27 +7,34 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { SseUsageWatcher, usageFromJson, type Usage } from '../observe/usage.js';
 
 export interface UsageMeter {
-  readonly push: (chunk: Buffer) => void;
+  push(chunk: Buffer): void;
   usage(): Usage | null;
   model(): string | null;
+}
+
+/** A JSON answer: its last two chunks, where the usage object is. */
+class JsonUsageMeter implements UsageMeter {
+  private prev: Buffer | null = null;
+  private last: Buffer | null = null;
+
+  push(chunk: Buffer): void {
+    this.prev = this.last;
+    this.last = chunk;
+  }
+
+  usage(): Usage | null {
+    const { prev, last } = this;
+    return last === null ? null : usageFromJson(prev === null ? last : Buffer.concat([prev, last]));
+  }
+
+  model(): string | null {
+    return null;
+  }
 }
 
 export function usageMeter(status: number, headers: IncomingHttpHeaders): UsageMeter | null {
   if (status < 200 || status >= 300) return null;
   const type = headers['content-type'] ?? '';
-  if (type.startsWith('text/event-stream')) {
-    const w = new SseUsageWatcher();
-    return { push: (c) => w.push(c), usage: () => w.usage(), model: () => w.model() };
-  }
-  if (!type.startsWith('application/json')) return null;
-  let prev: Buffer | null = null;
-  let last: Buffer | null = null;
-  return {
-    push: (c) => {
-      prev = last;
-      last = c;
-    },
-    usage: () => (last === null ? null : usageFromJson(prev === null ? last : Buffer.concat([prev, last]))),
-    model: () => null,
-  };
+  if (type.startsWith('text/event-stream')) return new SseUsageWatcher();
+  return type.startsWith('application/json') ? new JsonUsageMeter() : null;
 }
