@@ -9,8 +9,6 @@
  * Once a reader attaches, chunks go straight through to it, and its pause()/resume() reach
  * the producer (the socket or h2 stream) as backpressure.
  */
-import type { Readable } from 'node:stream';
-
 /** Where the body goes. */
 export interface BodySink {
   data(chunk: Buffer): void;
@@ -133,16 +131,4 @@ export class BodyChannel implements BodySink, BodySource {
   get complete(): boolean {
     return this.ending === Ending.Ended;
   }
-}
-
-/** A channel fed from a Readable (an HTTP/2 stream): its end, or its close before the end. */
-export function channelFromReadable(stream: Readable): BodyChannel {
-  const channel = new BodyChannel({ pause: () => stream.pause(), resume: () => stream.resume() });
-  stream.on('data', (chunk: Buffer) => channel.data(chunk));
-  stream.on('end', () => channel.end());
-  stream.on('close', () => {
-    if (!stream.readableEnded) channel.broken();
-  });
-  stream.on('error', () => {}); // the 'close' that follows decides
-  return channel;
 }

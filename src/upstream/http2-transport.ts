@@ -11,7 +11,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { writeBody, type RequestBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
 import type { Cancel } from '../cancel.js';
-import { channelFromReadable } from './body-channel.js';
+import { BodyChannel, type FlowControl } from './body-channel.js';
 import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
 
 export interface Http2Options {
@@ -122,57 +122,7 @@ export class Http2Transport implements Transport {
     }
     entry.active++;
     entry.session.ref();
-    stream.once('close', () => {
-      entry.active--;
-      if (entry.active === 0) entry.session.unref();
-    });
-    // The stream's listeners live as long as the answer: they reach the body only through
-    // `pending`, cleared once it is handed over, so a large prompt is not held while the
-    // answer streams (nothing in the closures below refers to `r`).
-    const kept = r.body.kind === 'buffered';
-    let pending: RequestBody | null = hasBody ? r.body : null;
-    const sendBody = (): void => {
-      const b = pending;
-      pending = null;
-      if (b !== null) writeBody(b, stream);
-    };
-    return new Promise((resolve, reject) => {
-      let answered = false;
-      const offCancel = cancel.onAbort(() => {
-        stream.close(NGHTTP2_CANCEL);
-        if (!answered) reject(cancel.reason);
-      });
-      const fail = (err: unknown): void => {
-        offCancel();
-        if (answered || cancel.aborted) return;
-        answered = true;
-        if (err instanceof UpstreamFailure || err instanceof ProxyError) {
-          reject(err);
-          return;
-        }
-        const neverSent = stream.rstCode === NGHTTP2_REFUSED_STREAM || (stream.id !== undefined && stream.id > entry.lastStreamId) || stream.id === undefined;
-        const outcome = entry.connected ? (classifySocketError(err, true) === 'protocol' ? 'protocol' : 'reset') : 'connect_error';
-        reject(new UpstreamFailure(outcome, `${outcome}: ${(err as Error | undefined)?.message ?? 'stream closed before the response'}`, { cause: err, neverSent: neverSent || outcome === 'connect_error' }));
-      };
-      stream.once('response', (h: H2Headers) => {
-        if (answered) return;
-        answered = true;
-        offCancel();
-        resolve({
-          status: Number(h[HTTP2_HEADER_STATUS]) || 502,
-          headers: h as IncomingHttpHeaders,
-          body: channelFromReadable(stream),
-          abort: () => stream.close(NGHTTP2_CANCEL),
-        });
-      });
-      stream.once('error', fail);
-      stream.once('close', () => fail(undefined));
-      if (pending === null) return;
-      // A streamed body is read only once the session is up, so a failed connect leaves it
-      // unread and the attempt can be made again; a kept body can go at once.
-      if (kept || entry.connected) sendBody();
-      else entry.session.once('connect', sendBody);
-    });
+    return new Promise((resolve, reject) => new H2Exchange(entry, stream, r, cancel, resolve, reject).start());
   }
 
   stats(): TransportStats {
@@ -186,5 +136,111 @@ export class Http2Transport implements Transport {
       else e.session.close(() => resolve());
     }));
     return Promise.all(closing).then(() => undefined);
+  }
+}
+
+/**
+ * One stream's attempt and, once answered, its UpstreamResponse: listeners, cancellation and
+ * the body channel in one object (a stream can stay open for minutes, ten thousand at once).
+ */
+class H2Exchange implements UpstreamResponse, FlowControl {
+  status = 0;
+  headers: IncomingHttpHeaders = {};
+  body!: BodyChannel;
+  /** The promise is settled (answered, failed or cancelled). */
+  private answered = false;
+  private readonly offCancel: () => void;
+  /** Cleared once handed to the stream, so a long answer does not keep a large prompt reachable. */
+  private pending: RequestBody | null;
+  private readonly kept: boolean;
+
+  constructor(
+    private readonly entry: Entry,
+    private readonly stream: ClientHttp2Stream,
+    r: UpstreamRequest,
+    private readonly cancel: Cancel,
+    private readonly resolve: (up: UpstreamResponse) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    this.kept = r.body.kind === 'buffered';
+    this.pending = r.body.kind === 'buffered' && r.body.data.length === 0 ? null : r.body;
+    this.offCancel = cancel.onAbort(this.onCancel);
+  }
+
+  start(): void {
+    const { stream, entry } = this;
+    stream.once('response', this.onResponse);
+    stream.on('error', this.onError);
+    stream.once('close', this.onClose);
+    if (this.pending === null) return;
+    // A streamed body is read only once the session is up, so a failed connect leaves it
+    // unread and the attempt can be made again; a kept body can go at once.
+    if (this.kept || entry.connected) this.sendBody();
+    else entry.session.once('connect', this.sendBody);
+  }
+
+  /** Stop the upstream request now (the client left, or we gave up on it). */
+  abort(): void {
+    this.stream.close(NGHTTP2_CANCEL);
+  }
+
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    this.stream.resume();
+  }
+
+  private readonly sendBody = (): void => {
+    const b = this.pending;
+    this.pending = null;
+    if (b !== null) writeBody(b, this.stream);
+  };
+
+  private readonly onCancel = (): void => {
+    this.stream.close(NGHTTP2_CANCEL);
+    if (!this.answered) this.reject(this.cancel.reason);
+  };
+
+  private readonly onResponse = (h: H2Headers): void => {
+    if (this.answered) return;
+    this.answered = true;
+    this.offCancel();
+    this.status = Number(h[HTTP2_HEADER_STATUS]) || 502;
+    this.headers = h as IncomingHttpHeaders;
+    const channel = new BodyChannel(this);
+    this.body = channel;
+    this.stream.on('data', (chunk: Buffer) => channel.data(chunk));
+    this.stream.once('end', () => channel.end());
+    this.resolve(this);
+  };
+
+  private readonly onError = (err: unknown): void => this.fail(err);
+
+  private readonly onClose = (): void => {
+    const { entry, stream } = this;
+    entry.active--;
+    if (entry.active === 0) entry.session.unref();
+    // an answer whose stream closed before its end is broken; no answer yet is a failure
+    if (this.body !== undefined) {
+      if (!stream.readableEnded) this.body.broken();
+      return;
+    }
+    this.fail(undefined);
+  };
+
+  private fail(err: unknown): void {
+    this.offCancel();
+    if (this.answered || this.cancel.aborted) return;
+    this.answered = true;
+    if (err instanceof UpstreamFailure || err instanceof ProxyError) {
+      this.reject(err);
+      return;
+    }
+    const { stream, entry } = this;
+    const neverSent = stream.rstCode === NGHTTP2_REFUSED_STREAM || (stream.id !== undefined && stream.id > entry.lastStreamId) || stream.id === undefined;
+    const outcome = entry.connected ? (classifySocketError(err, true) === 'protocol' ? 'protocol' : 'reset') : 'connect_error';
+    this.reject(new UpstreamFailure(outcome, `${outcome}: ${(err as Error | undefined)?.message ?? 'stream closed before the response'}`, { cause: err, neverSent: neverSent || outcome === 'connect_error' }));
   }
 }

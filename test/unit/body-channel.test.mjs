@@ -1,8 +1,7 @@
 // The body channel between an upstream connection and its reader: holding, ordering, endings, backpressure.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
-import { BodyChannel, channelFromReadable } from '../../dist/upstream/body-channel.js';
+import { BodyChannel } from '../../dist/upstream/body-channel.js';
 
 function flow() {
   const calls = [];
@@ -93,35 +92,4 @@ test('a reader can hand the rest to another sink from inside data(), held chunks
   });
   assert.deepEqual(first.events, ['data:1']);
   assert.deepEqual(second.events, ['data:2', 'data:3', 'end']);
-});
-
-test('a channel fed from a Readable: data, end, and a close before the end as broken', async () => {
-  const ok = new PassThrough();
-  const okCh = channelFromReadable(ok);
-  const r1 = recorder();
-  okCh.read(r1);
-  ok.end('hello');
-  await new Promise((resolve) => ok.on('close', resolve));
-  assert.deepEqual(r1.events, ['data:hello', 'end']);
-
-  const cut = new PassThrough();
-  const cutCh = channelFromReadable(cut);
-  const r2 = recorder();
-  cutCh.read(r2);
-  cut.write('part');
-  await new Promise((resolve) => setImmediate(resolve));
-  cut.destroy(new Error('reset'));
-  await new Promise((resolve) => cut.on('close', resolve));
-  assert.deepEqual(r2.events, ['data:part', 'broken']);
-});
-
-test('backpressure on a Readable-fed channel pauses and resumes the stream', () => {
-  const s = new PassThrough();
-  const ch = channelFromReadable(s);
-  ch.read(recorder());
-  ch.pause();
-  assert.equal(s.isPaused(), true);
-  ch.resume();
-  assert.equal(s.isPaused(), false);
-  s.destroy();
 });
