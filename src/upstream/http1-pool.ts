@@ -48,6 +48,7 @@ export class Http1Pool {
   private readonly now: () => number;
   private readonly idleMs: number;
   private sweeper: NodeJS.Timeout | null = null;
+  private tlsSession: Buffer | null = null;
   private closing = false;
   /** Connections open or opening. */
   size = 0;
@@ -136,7 +137,15 @@ export class Http1Pool {
   }
 
   private connect(): Http1Connection {
-    const socket = this.tls ? tls.connect(this.connectOptions) : net.connect(this.connectOptions);
+    let socket: net.Socket;
+    if (this.tls) {
+      // resume the last TLS session: a reconnect skips the full handshake, as https.Agent does
+      const tlsSocket = tls.connect(this.tlsSession === null ? this.connectOptions : { ...this.connectOptions, session: this.tlsSession });
+      tlsSocket.on('session', (session: Buffer) => (this.tlsSession = session));
+      socket = tlsSocket;
+    } else {
+      socket = net.connect(this.connectOptions);
+    }
     const conn = new Http1Connection(socket, this.onClosed);
     this.size++;
     this.opened++;

@@ -24,8 +24,10 @@ before(async () => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ httpVersion: req.httpVersion, alpn: req.socket.alpnProtocol ?? null, got: JSON.parse(body) }));
+      // `close` in the body: the connection ends with this answer, so the next one reconnects
+      const got = JSON.parse(body);
+      res.writeHead(200, { 'content-type': 'application/json', ...(got.close ? { connection: 'close' } : {}) });
+      res.end(JSON.stringify({ httpVersion: req.httpVersion, alpn: req.socket.alpnProtocol ?? null, resumed: req.socket.isSessionReused(), got }));
     });
   });
   await new Promise((r2) => server.listen(0, '127.0.0.1', r2));
@@ -48,6 +50,19 @@ for (const h2 of [false, true]) {
     }
   });
 }
+
+test('a reconnect to an https upstream resumes the TLS session instead of a full handshake', async (t) => {
+  if (!hasOpenssl) return t.skip('openssl not installed: cannot make a test certificate');
+  const proxy = await startProxy({ UPSTREAM_URL: url, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') });
+  try {
+    const first = JSON.parse((await json(`${proxy.url}/v1/chat/completions`, { model: 'm', close: true })).body);
+    const second = JSON.parse((await json(`${proxy.url}/v1/chat/completions`, { model: 'm', close: true })).body);
+    assert.equal(first.resumed, false);
+    assert.equal(second.resumed, true);
+  } finally {
+    await proxy.stop();
+  }
+});
 
 test('an upstream certificate nobody trusts is a connection failure (503), not a silent downgrade', async (t) => {
   if (!hasOpenssl) return t.skip('openssl not installed: cannot make a test certificate');
