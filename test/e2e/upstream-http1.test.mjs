@@ -224,3 +224,53 @@ describe('the HTTP/1.1 client against a raw upstream', () => {
     assert.equal(r.body.toString(), 'hello');
   });
 });
+
+describe('POOL_SIZE caps the connections to the upstream', () => {
+  test('requests beyond the cap wait for a free connection, and one that waits past TIMEOUT gets 504', async () => {
+    const up = rawUpstream();
+    await new Promise((r) => up.server.listen(0, '127.0.0.1', r));
+    // the first request is answered after 1.2 s; later ones at once
+    let n = 0;
+    up.state.answer = (sock) => {
+      if (++n === 1) setTimeout(() => sock.write(ok('{"n":1}')), 1200);
+      else sock.write(ok(`{"n":${n}}`));
+    };
+    const proxy = await startProxy({ UPSTREAM_URL: `http://127.0.0.1:${up.server.address().port}`, POOL_SIZE: '1', TIMEOUT: '2', MAX_RETRIES: '0', RATE_LIMIT_ENABLED: 'false', CIRCUIT_BREAKER_ENABLED: 'false' });
+    try {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
+      const slow = request(`${proxy.url}/v1/models`, { agent });
+      await new Promise((r) => setTimeout(r, 100));
+      const queued = request(`${proxy.url}/v1/models`, { agent }); // waits behind the slow one
+      const [a, b] = await Promise.all([slow, queued]);
+      assert.deepEqual([a.status, JSON.parse(a.body).n], [200, 1]);
+      assert.deepEqual([b.status, JSON.parse(b.body).n], [200, 2], 'served on the same connection once it was free');
+      assert.equal(up.state.accepted, 1, 'never more than POOL_SIZE connections');
+
+      // now a long answer holds the only connection (its head came at once, so TIMEOUT no
+      // longer applies to it) while another request waits longer than TIMEOUT for it
+      up.state.answer = (sock) => {
+        // gaps under TIMEOUT (the relay's idle limit), 2.5 s in all
+        sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\nl');
+        setTimeout(() => sock.write('o'), 1100);
+        setTimeout(() => sock.write('n'), 2200);
+        setTimeout(() => sock.write('g'), 2500);
+      };
+      const long = request(`${proxy.url}/v1/models`, { agent });
+      await new Promise((r) => setTimeout(r, 100));
+      const starved = await request(`${proxy.url}/v1/models`, { agent });
+      assert.equal(starved.status, 504);
+      assert.equal(JSON.parse(starved.body).error.code, 'upstream_timeout');
+      const longDone = await long;
+      assert.deepEqual([longDone.status, longDone.body.toString()], [200, 'long']);
+      // the pool is not left holding a dead waiter: the next request is served
+      up.state.answer = (sock) => sock.write(ok('{"after":true}'));
+      const after = await request(`${proxy.url}/v1/models`, { agent });
+      assert.equal(after.status, 200);
+      agent.destroy();
+    } finally {
+      for (const s of up.state.sockets) s.destroy();
+      up.server.close();
+      await proxy.stop();
+    }
+  });
+});
