@@ -1,5 +1,5 @@
 // The HTTP/1.1 keep-alive pool and its connections, against a hand-written server on loopback.
-import { test, after } from 'node:test';
+import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -7,10 +7,11 @@ import { Http1Pool } from '../../dist/upstream/http1-pool.js';
 import { PeerClosed } from '../../dist/upstream/http1-connection.js';
 import { UpstreamFailure } from '../../dist/upstream/transport.js';
 
-/** Everything a test opened, closed after the last test even when one failed midway. */
+/** Everything a test opened, closed after it even when it failed midway. */
 const cleanups = new Set();
-after(async () => {
-  for (const close of cleanups) await close();
+afterEach(async () => {
+  for (const close of [...cleanups]) await close();
+  cleanups.clear();
 });
 
 /** The answer a server gives by default: the connection and request numbers as the body. */
@@ -164,8 +165,6 @@ test('sequential requests reuse one connection', { timeout: 5000 }, async () => 
   assert.equal(pool.idleCount, 1);
   assert.equal(a.conn.uses, 3);
   assert.equal(a.conn.connected, true);
-  pool.close();
-  await server.close();
 });
 
 test('the most recently released idle connection is reused first', { timeout: 5000 }, async () => {
@@ -183,8 +182,6 @@ test('the most recently released idle connection is reused first', { timeout: 50
   const next = await roundTrip(pool);
   assert.equal(next.conn, c2);
   assert.equal(server.connections, 2);
-  pool.close();
-  await server.close();
 });
 
 test('an idle connection past idleTimeoutMs is not reused', { timeout: 5000 }, async () => {
@@ -204,8 +201,6 @@ test('an idle connection past idleTimeoutMs is not reused', { timeout: 5000 }, a
   await closed(first.conn);
   assert.equal(pool.size, 1);
   assert.equal(pool.idleCount, 1);
-  pool.close();
-  await server.close();
 });
 
 test('an expired idle connection under a cap of one makes way for a new one', { timeout: 5000 }, async () => {
@@ -218,8 +213,6 @@ test('an expired idle connection under a cap of one makes way for a new one', { 
   assert.equal(first.conn.closed, true);
   assert.equal(server.connections, 2);
   assert.equal(pool.size, 1);
-  pool.close();
-  await server.close();
 });
 
 test('a server Keep-Alive timeout shortens the idle limit to a second less', { timeout: 5000 }, async () => {
@@ -236,8 +229,6 @@ test('a server Keep-Alive timeout shortens the idle limit to a second less', { t
   const third = await roundTrip(pool, { onComplete: release });
   assert.notEqual(third.conn, first.conn, 'not reused at 2001 ms');
   assert.equal(server.connections, 2);
-  pool.close();
-  await server.close();
 });
 
 test('release(conn, true, 3000) keeps a connection for 2000 ms of the pool clock', { timeout: 5000 }, async () => {
@@ -250,8 +241,6 @@ test('release(conn, true, 3000) keeps a connection for 2000 ms of the pool clock
   const next = await roundTrip(pool);
   assert.notEqual(next.conn, conn);
   assert.equal(server.connections, 2);
-  pool.close();
-  await server.close();
 });
 
 test('release(conn, false, ...) closes the connection', { timeout: 5000 }, async () => {
@@ -262,8 +251,6 @@ test('release(conn, false, ...) closes the connection', { timeout: 5000 }, async
   assert.equal(pool.idleCount, 0);
   await expectReplaced(pool, first);
   assert.equal(pool.opened, 2);
-  pool.close();
-  await server.close();
 });
 
 test('maxConnections caps concurrency: a second request waits for the first connection', { timeout: 5000 }, async () => {
@@ -284,8 +271,6 @@ test('maxConnections caps concurrency: a second request waits for the first conn
   assert.equal(r2.body, 'c1r2');
   assert.equal(server.connections, 1);
   assert.equal(pool.opened, 1);
-  pool.close();
-  await server.close();
 });
 
 test('queued waiters are served in order', { timeout: 5000 }, async () => {
@@ -302,8 +287,6 @@ test('queued waiters are served in order', { timeout: 5000 }, async () => {
   }
   assert.deepEqual(order, [0, 1, 2]);
   assert.equal(server.connections, 1);
-  pool.close();
-  await server.close();
 });
 
 test('pool.cancel(waiter) takes a queued waiter out of the queue', { timeout: 5000 }, async () => {
@@ -325,8 +308,6 @@ test('pool.cancel(waiter) takes a queued waiter out of the queue', { timeout: 50
   assert.equal(pool.idleCount, 1, 'with nobody waiting the connection goes idle');
   pool.cancel(w2); // cancelling twice, or a waiter not queued, is harmless
   pool.cancel(waiter());
-  pool.close();
-  await server.close();
 });
 
 test('when a busy connection closes, a queued waiter gets a freshly opened one', { timeout: 5000 }, async () => {
@@ -350,8 +331,6 @@ test('when a busy connection closes, a queued waiter gets a freshly opened one',
   assert.equal(r2.body, 'c2r1');
   assert.equal(pool.opened, 2);
   assert.equal(pool.size, 1);
-  pool.close();
-  await server.close();
 });
 
 test('a connect to a closed port reports the error to the owner', { timeout: 5000 }, async () => {
@@ -392,8 +371,6 @@ test('a connect that does not finish in connectTimeoutMs reports connect_error',
   assert.equal(conn.socket.destroyed, true);
   await closed(conn);
   assert.equal(pool.size, 0);
-  pool.close();
-  await server.close();
 });
 
 test('a connection that connected in time outlives its connect timeout', { timeout: 5000 }, async () => {
@@ -411,8 +388,6 @@ test('a connection that connected in time outlives its connect timeout', { timeo
   const second = await roundTrip(pool);
   assert.equal(second.conn, first.conn);
   assert.equal(second.body, 'c1r2');
-  pool.close();
-  await server.close();
 });
 
 test('whenConnected runs once the connection is up, or at once when it is', { timeout: 5000 }, async () => {
@@ -470,8 +445,6 @@ test('bytes arriving on an idle connection destroy it, and it is not reused', { 
   server.sockets[0].write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
   await expectReplaced(pool, first);
   assert.equal(server.connections, 2);
-  pool.close();
-  await server.close();
 });
 
 test('an idle connection the server closes leaves the pool', { timeout: 5000 }, async () => {
@@ -480,8 +453,6 @@ test('an idle connection the server closes leaves the pool', { timeout: 5000 }, 
   const first = await roundTrip(pool);
   server.sockets[0].end();
   await expectReplaced(pool, first);
-  pool.close();
-  await server.close();
 });
 
 test('a peer that closes before answering reports PeerClosed (ECONNRESET)', { timeout: 5000 }, async () => {
@@ -499,8 +470,6 @@ test('a peer that closes before answering reports PeerClosed (ECONNRESET)', { ti
   assert.equal(conn.parser.started, false);
   await closed(conn);
   assert.equal(pool.size, 0);
-  pool.close();
-  await server.close();
 });
 
 test('a peer that closes in the middle of a response reports PeerClosed after the head', { timeout: 5000 }, async () => {
@@ -513,8 +482,6 @@ test('a peer that closes in the middle of a response reports PeerClosed after th
   assert.equal(r.broken.code, 'ECONNRESET');
   assert.match(r.broken.message, /middle of its response/);
   assert.equal(r.head.status, 200);
-  pool.close();
-  await server.close();
 });
 
 test('a body read until close completes when the server closes', { timeout: 5000 }, async () => {
@@ -530,8 +497,6 @@ test('a body read until close completes when the server closes', { timeout: 5000
   await closed(conn);
   assert.equal(pool.idleCount, 0);
   assert.equal(pool.size, 0);
-  pool.close();
-  await server.close();
 });
 
 test('a malformed response reaches the owner as the parse error, and the connection closes', { timeout: 5000 }, async () => {
@@ -545,8 +510,6 @@ test('a malformed response reaches the owner as the parse error, and the connect
   assert.equal(r.broken.code, 'HPE_INVALID_CONTENT_LENGTH');
   await closed(conn);
   assert.equal(pool.size, 0);
-  pool.close();
-  await server.close();
 });
 
 test('a response with bytes after it completes unclean, and the owner can drop the connection', { timeout: 5000 }, async () => {
@@ -557,8 +520,6 @@ test('a response with bytes after it completes unclean, and the owner can drop t
   assert.equal(first.clean, false);
   await closed(first.conn);
   assert.equal(pool.idleCount, 0);
-  pool.close();
-  await server.close();
 });
 
 test('a waiter that wants a fresh connection never gets an idle one', { timeout: 5000 }, async () => {
