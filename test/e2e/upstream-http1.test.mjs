@@ -249,11 +249,11 @@ describe('POOL_SIZE caps the connections to the upstream', () => {
       // now a long answer holds the only connection (its head came at once, so TIMEOUT no
       // longer applies to it) while another request waits longer than TIMEOUT for it
       up.state.answer = (sock) => {
-        // gaps under TIMEOUT (the relay's idle limit), 2.5 s in all
+        // gaps well under TIMEOUT (the relay's idle limit), 3 s in all
         sock.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\nl');
-        setTimeout(() => sock.write('o'), 1100);
-        setTimeout(() => sock.write('n'), 2200);
-        setTimeout(() => sock.write('g'), 2500);
+        setTimeout(() => sock.write('o'), 1000);
+        setTimeout(() => sock.write('n'), 2000);
+        setTimeout(() => sock.write('g'), 3000);
       };
       const long = request(`${proxy.url}/v1/models`, { agent });
       await new Promise((r) => setTimeout(r, 100));
