@@ -62,6 +62,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/;
 const HEX = /^[0-9A-Fa-f]{1,12}$/;
+const DIGITS = /^\d{1,15}$/;
 
 export class ResponseParser {
   private state = State.Idle;
@@ -225,15 +226,19 @@ export class ResponseParser {
       const colon = line.indexOf(':');
       if (colon <= 0) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'malformed header line');
       const rawName = line.slice(0, colon);
-      if (!TOKEN.test(rawName)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'invalid header name');
+      const name = headerName(rawName);
       const value = trimOws(line.slice(colon + 1));
       if (BAD_VALUE.test(value)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', `invalid character in header ${rawName}`);
-      const name = rawName.toLowerCase();
       switch (name) {
         case 'content-length':
+          if (length === null && DIGITS.test(value)) {
+            length = value; // the usual case: one plain length
+            headers[name] = length;
+            continue;
+          }
           for (const part of value.split(',')) {
             const v = part.trim();
-            if (!/^\d{1,15}$/.test(v) || (length !== null && length !== v)) throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 'invalid or conflicting Content-Length');
+            if (!DIGITS.test(v) || (length !== null && length !== v)) throw new HttpParseError('HPE_INVALID_CONTENT_LENGTH', 'invalid or conflicting Content-Length');
             length = v;
           }
           headers[name] = length!;
@@ -326,6 +331,23 @@ export class ResponseParser {
     this.complete(next < data.length);
     return next;
   }
+}
+
+/**
+ * The lower-case form of a raw header name, checked to be a token. Upstreams send the same
+ * few names on every response: those come from a small cache, skipping the check and the
+ * lower-casing (the cache stops growing at its bound, so odd names cannot grow it).
+ */
+const NAME_CACHE = new Map<string, string>();
+const NAME_CACHE_MAX = 512;
+
+function headerName(raw: string): string {
+  const cached = NAME_CACHE.get(raw);
+  if (cached !== undefined) return cached;
+  if (!TOKEN.test(raw)) throw new HttpParseError('HPE_INVALID_HEADER_TOKEN', 'invalid header name');
+  const name = raw.toLowerCase();
+  if (NAME_CACHE.size < NAME_CACHE_MAX) NAME_CACHE.set(raw, name);
+  return name;
 }
 
 /** Strips optional whitespace (SP and HTAB only, RFC 9110 §5.6.3) from both ends of a field value. */
