@@ -25,7 +25,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import http from 'node:http';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backgroundMeter, cpuMicros, killAll, openFds, processTree, softNofile, start, statusBytes, stop, track, waitForLine, which } from './bench/procs.mjs';
+import { backgroundMeter, cpuMicros, killAll, onLines, openFds, processTree, softNofile, start, statusBytes, stop, track, waitForLine, which } from './bench/procs.mjs';
 import { runWrk, writeLuaScript } from './bench/wrk.mjs';
 import { freePort, writeNginxConfig } from './bench/nginx.mjs';
 import { analyseProfile, formatAnalysis } from './bench/cpuprofile.mjs';
@@ -145,23 +145,13 @@ function heapFromMetrics(text) {
 }
 
 /** GET a JSON document from a local URL (the proxy's /stats), null on any failure. @param {string} url */
-function getJson(url) {
-  return new Promise((resolve) => {
-    const req = http.get(url, { agent: false, timeout: 5000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (text += c));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(text));
-        } catch {
-          resolve(null);
-        }
-      });
-    });
-    req.on('error', () => resolve(null));
-    req.on('timeout', () => req.destroy());
-  });
+async function getJson(url) {
+  const text = await getText(url);
+  try {
+    return text === null ? null : JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -306,27 +296,20 @@ const rssOf = (pids, field = /** @type {'VmRSS'|'VmHWM'} */ ('VmRSS')) => pids.r
 async function loadgen(spec, onEvent, onReady) {
   const child = start(process.execPath, [join(HERE, 'loadgen.mjs'), JSON.stringify(spec)], { env: baseEnv(), stdin: true });
   return await new Promise((resolve, reject) => {
-    let buf = '';
     /** @type {any} */
     let result = null;
-    child.stdout.on('data', (/** @type {Buffer} */ b) => {
-      buf += b.toString('utf8');
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let ev;
-        try {
-          ev = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (ev.event === 'result') result = ev;
-        else if (ev.event === 'ready') {
-          onReady?.(); // the warm-up is over: read the counters, then let it go
-          child.stdin?.write('go\n');
-        } else onEvent?.(ev);
+    onLines(child.stdout, (line) => {
+      let ev;
+      try {
+        ev = JSON.parse(line);
+      } catch {
+        return;
       }
+      if (ev.event === 'result') result = ev;
+      else if (ev.event === 'ready') {
+        onReady?.(); // the warm-up is over: read the counters, then let it go
+        child.stdin?.write('go\n');
+      } else onEvent?.(ev);
     });
     child.once('exit', (code) => {
       if (result) resolve(result);

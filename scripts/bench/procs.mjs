@@ -40,6 +40,29 @@ export function start(cmd, args, opts = {}) {
 }
 
 /**
+ * Calls `fn` with each complete line a stream emits (without its LF); returns the unsubscribe.
+ * @param {NodeJS.ReadableStream | null} stream
+ * @param {(line: string) => void} fn
+ */
+export function onLines(stream, fn) {
+  let buf = '';
+  let stopped = false;
+  const onData = (/** @type {Buffer} */ b) => {
+    buf += b.toString('utf8');
+    for (let nl = buf.indexOf('\n'); nl >= 0 && !stopped; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      fn(line);
+    }
+  };
+  stream?.on('data', onData);
+  return () => {
+    stopped = true;
+    stream?.off('data', onData);
+  };
+}
+
+/**
  * Resolve with the first stdout line `pick` accepts (returns non-undefined for), or reject
  * when the process exits first or `timeoutMs` passes.
  * @template T
@@ -50,26 +73,17 @@ export function start(cmd, args, opts = {}) {
  */
 export function waitForLine(child, pick, what, timeoutMs = 15000) {
   return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (/** @type {Buffer} */ b) => {
-      buf += b.toString('utf8');
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let got;
-        try {
-          got = pick(line);
-        } catch {
-          got = undefined;
-        }
-        if (got !== undefined) {
-          done();
-          resolve(got);
-          return;
-        }
+    const stopLines = onLines(child.stdout, (line) => {
+      let got;
+      try {
+        got = pick(line);
+      } catch {
+        got = undefined;
       }
-    };
+      if (got === undefined) return;
+      done();
+      resolve(got);
+    });
     const onExit = (/** @type {number|null} */ code, /** @type {string|null} */ sig) => {
       done();
       reject(new Error(`${what} exited (${code ?? sig}) before it was ready:\n${child.tail.join('').slice(-3000)}`));
@@ -80,10 +94,9 @@ export function waitForLine(child, pick, what, timeoutMs = 15000) {
     }, timeoutMs);
     const done = () => {
       clearTimeout(timer);
-      child.stdout?.off('data', onData);
+      stopLines();
       child.off('exit', onExit);
     };
-    child.stdout?.on('data', onData);
     child.once('exit', onExit);
   });
 }

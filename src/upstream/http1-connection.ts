@@ -38,7 +38,9 @@ export class Http1Connection implements ResponseSink {
   /** When it last went back to the pool (ms, pool clock), and how long it may stay there. */
   idleSince = 0;
   idleLimitMs = 0;
+  /** Its socket emitted 'close'. */
   closed = false;
+  private connectedCallbacks: (() => void)[] | null = null;
   /** Still counted in its pool's size (cleared when the pool gives up its slot). */
   counted = true;
 
@@ -59,11 +61,9 @@ export class Http1Connection implements ResponseSink {
     this.parser.expect(isHead);
   }
 
-  private connectedCallbacks: (() => void)[] | null = null;
-
   /** Neither closed nor on its way to closing: a request may be written on it. */
   get usable(): boolean {
-    return !this.closed && !this.socket.destroyed;
+    return !this.socket.destroyed;
   }
 
   /** Runs `fn` once the connection is established (now, if it is). */

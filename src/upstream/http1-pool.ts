@@ -13,6 +13,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { systemClock, type Clock } from '../clock.js';
 import { Http1Connection } from './http1-connection.js';
 import { UpstreamFailure } from './transport.js';
 
@@ -22,8 +23,9 @@ export interface Http1PoolOptions {
   readonly connectTimeoutMs: number;
   /** How long an idle connection is kept when the server says nothing (ms; default 4000). */
   readonly idleTimeoutMs?: number;
-  /** Monotonic ms; injectable for tests. */
-  readonly now?: () => number;
+  /** Monotonic ms, and the connect timeout's timer; injectable for tests. */
+  readonly now?: Clock['now'];
+  readonly timer?: Clock['timer'];
 }
 
 /** A request waiting for a connection. */
@@ -45,7 +47,8 @@ export class Http1Pool {
   private readonly waiters: PoolWaiter[] = [];
   private readonly connectOptions: net.NetConnectOpts & tls.ConnectionOptions;
   private readonly tls: boolean;
-  private readonly now: () => number;
+  private readonly now: Clock['now'];
+  private readonly timer: Clock['timer'];
   private readonly idleMs: number;
   private sweeper: NodeJS.Timeout | null = null;
   private tlsSession: Buffer | null = null;
@@ -64,7 +67,8 @@ export class Http1Pool {
       this.connectOptions.ALPNProtocols = ['http/1.1'];
       if (net.isIP(host) === 0) this.connectOptions.servername = host;
     }
-    this.now = opts.now ?? (() => performance.now());
+    this.now = opts.now ?? systemClock.now;
+    this.timer = opts.timer ?? systemClock.timer;
     this.idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS;
   }
 
@@ -149,15 +153,14 @@ export class Http1Pool {
     const conn = new Http1Connection(socket, this.onClosed);
     this.size++;
     this.opened++;
-    const timer = setTimeout(() => {
+    const cancelTimer = this.timer(this.opts.connectTimeoutMs, () => {
       conn.fail(new UpstreamFailure('connect_error', `connect timeout after ${this.opts.connectTimeoutMs} ms`, { neverSent: true }));
-    }, this.opts.connectTimeoutMs);
-    timer.unref();
+    });
     socket.once(this.tls ? 'secureConnect' : 'connect', () => {
-      clearTimeout(timer);
+      cancelTimer();
       conn.markConnected();
     });
-    socket.once('close', () => clearTimeout(timer));
+    socket.once('close', cancelTimer);
     return conn;
   }
 

@@ -113,31 +113,21 @@ export class ResponseParser {
         case State.Head:
           at = this.readHead(data, at);
           break;
-        case State.Length: {
-          const n = Math.min(this.remaining, data.length - at);
-          this.remaining -= n;
-          const chunk = at === 0 && n === data.length ? data : data.subarray(at, at + n);
-          at += n;
-          this.sink.onBody(chunk);
-          // (unless onBody stopped the parser)
-          if (this.remaining === 0 && this.state === State.Length) this.complete(at < data.length);
-          break;
-        }
-        case State.ChunkSize:
-          at = this.readChunkSize(data, at);
-          break;
+        case State.Length:
         case State.ChunkData: {
-          const n = Math.min(this.remaining, data.length - at);
-          this.remaining -= n;
-          const chunk = data.subarray(at, at + n);
-          at += n;
-          this.sink.onBody(chunk);
-          if (this.remaining === 0 && this.state === State.ChunkData) {
+          const state = this.state;
+          at = this.passBody(data, at);
+          if (this.remaining > 0 || this.state !== state) break; // more to come, or onBody stopped the parser
+          if (state === State.Length) this.complete(at < data.length);
+          else {
             this.state = State.ChunkDataEnd;
             this.remaining = 2;
           }
           break;
         }
+        case State.ChunkSize:
+          at = this.readChunkSize(data, at);
+          break;
         case State.ChunkDataEnd: {
           const expected = this.remaining === 2 ? 0x0d : 0x0a;
           if (data[at] !== expected) throw new HttpParseError('HPE_STRICT', 'chunk data not followed by CRLF');
@@ -153,6 +143,14 @@ export class ResponseParser {
           at = data.length;
       }
     }
+  }
+
+  /** Hands on up to `remaining` body bytes from `at` (a slice, no copy); returns where it stopped. */
+  private passBody(data: Buffer, at: number): number {
+    const n = Math.min(this.remaining, data.length - at);
+    this.remaining -= n;
+    this.sink.onBody(at === 0 && n === data.length ? data : data.subarray(at, at + n));
+    return at + n;
   }
 
   /** Forget the response under way (its exchange was given up): nothing more is reported. */

@@ -63,18 +63,27 @@ async function startServer(handler = (socket, _req, info) => socket.write(okResp
   };
 }
 
-/** A pool on `port` whose clock is `clock.t`, moved by hand. */
+/**
+ * A pool on `port` whose clock is `clock.t`, moved by hand, and whose connect timers are
+ * recorded in `timers` ({ ms, fire(), cancelled }) and fire only when a test says so.
+ */
 function makePool(port, opts = {}) {
   const clock = { t: 1000 };
+  const timers = [];
   const pool = new Http1Pool({
     origin: new URL(`http://127.0.0.1:${port}`),
     maxConnections: 4,
     connectTimeoutMs: 2000,
     now: () => clock.t,
+    timer: (ms, fn) => {
+      const t = { ms, cancelled: false, fire: () => t.cancelled || fn() };
+      timers.push(t);
+      return () => (t.cancelled = true);
+    },
     ...opts,
   });
   cleanups.add(async () => pool.close());
-  return { pool, clock };
+  return { pool, clock, timers };
 }
 
 /** A waiter whose connection is a promise; `given` tells whether it got one yet. */
@@ -357,11 +366,14 @@ test('a connect to a closed port reports the error to the owner', { timeout: 500
 test('a connect that does not finish in connectTimeoutMs reports connect_error', { timeout: 5000 }, async () => {
   // TCP connects, but the TLS handshake the pool waits for never gets an answer
   const server = await startServer();
-  const { pool } = makePool(server.port, { origin: new URL(`https://127.0.0.1:${server.port}`), maxConnections: 1, connectTimeoutMs: 50 });
+  const { pool, timers } = makePool(server.port, { origin: new URL(`https://127.0.0.1:${server.port}`), maxConnections: 1, connectTimeoutMs: 50 });
   const w = waiter();
   pool.acquire(w);
   const conn = await w.connection;
-  const r = await exchange(conn);
+  const broken = exchange(conn);
+  assert.deepEqual(timers.map((t) => [t.ms, t.cancelled]), [[50, false]]);
+  timers[0].fire(); // the handshake never finishes: the 50 ms are up
+  const r = await broken;
   // only the pool's connect timer makes this failure (a socket error arrives as itself)
   assert.ok(r.broken instanceof UpstreamFailure, String(r.broken));
   assert.match(r.broken.message, /connect timeout after 50 ms/);
@@ -374,16 +386,12 @@ test('a connect that does not finish in connectTimeoutMs reports connect_error',
 });
 
 test('a connection that connected in time outlives its connect timeout', { timeout: 5000 }, async () => {
-  // the connect timer is a plain setTimeout (not on the injectable clock), so this one test
-  // waits for real: a short timeout, then a little longer than it
   const server = await startServer();
-  const timeoutMs = 150; // room for a connect on a loaded machine
-  const { pool } = makePool(server.port, { connectTimeoutMs: timeoutMs });
-  const opened = performance.now();
+  const { pool, timers } = makePool(server.port, { connectTimeoutMs: 150 });
   const first = await roundTrip(pool);
   assert.equal(first.conn.connected, true, first.broken?.message);
-  // until well after the timer would have fired
-  await new Promise((r) => setTimeout(r, Math.max(0, opened + timeoutMs + 50 - performance.now())));
+  assert.deepEqual(timers.map((t) => [t.ms, t.cancelled]), [[150, true]], 'the connect cancelled its timer');
+  timers[0].fire(); // had it not been cancelled, this would kill the connection
   assert.equal(first.conn.socket.destroyed, false);
   const second = await roundTrip(pool);
   assert.equal(second.conn, first.conn);
