@@ -46,3 +46,24 @@ export class Cancel {
     return this.controller.signal;
   }
 }
+
+/** Why a request ended before its answer did. */
+export type EndReason = 'client_gone' | 'deadline' | 'shutdown';
+
+/** The value a request's Cancel carries when it ends early: transports and sleeps reject with it. */
+export class Ended extends Error {
+  constructor(
+    readonly reason: EndReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'Ended';
+  }
+}
+
+/** The client closed its connection before the answer was complete. */
+export const CLIENT_GONE = new Ended('client_gone', 'the client closed the connection');
+/** TIMEOUT passed: before the answer began, or between two chunks of it. */
+export const DEADLINE = new Ended('deadline', 'TIMEOUT passed');
+/** SHUTDOWN_TIMEOUT passed while the request was still in flight. */
+export const SHUTDOWN = new Ended('shutdown', 'the proxy is shutting down');

@@ -1,11 +1,13 @@
 /**
  * Time, injected. Every module that reasons about time (limiter, breaker, retry, deadlines)
  * takes a Clock, so unit tests move a fake clock instead of sleeping. This file holds the
- * only real Date.now / setTimeout the policy code ever sees.
+ * only real Date.now / setTimeout the request path ever sees.
  */
 export interface Clock {
   /** Milliseconds on a monotonic-enough scale (only differences matter). */
   now(): number;
+  /** Milliseconds since the Unix epoch: only for what is dated (an HTTP-date Retry-After, a timestamp shown to a person). */
+  wallNow(): number;
   /** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /**
@@ -17,6 +19,7 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => performance.now(),
+  wallNow: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) {
@@ -40,3 +43,43 @@ export const systemClock: Clock = {
     return () => clearTimeout(t);
   },
 };
+
+/**
+ * Calls `onIdle` once nothing has touched it for `ms` (a stalled body, a silent stream).
+ * `touch` costs one clock read: refreshing a real timer per chunk would move it in the
+ * timer list per token. When the timer fires it checks how long it has really been quiet
+ * and sleeps on for the rest if something came meanwhile.
+ */
+export class IdleTimer {
+  private last: number;
+  private cancel: (() => void) | null = null;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly ms: number,
+    private readonly onIdle: () => void,
+  ) {
+    this.last = clock.now();
+    this.arm(ms);
+  }
+
+  touch(): void {
+    this.last = this.clock.now();
+  }
+
+  stop(): void {
+    this.cancel?.();
+    this.cancel = null;
+  }
+
+  private arm(ms: number): void {
+    this.cancel = this.clock.timer(ms, this.fire);
+  }
+
+  private readonly fire = (): void => {
+    this.cancel = null;
+    const quiet = this.clock.now() - this.last;
+    if (quiet < this.ms) this.arm(this.ms - quiet);
+    else this.onIdle();
+  };
+}

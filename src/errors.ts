@@ -17,7 +17,9 @@ export type ProxyErrorKind =
   | 'upstream_timeout'
   | 'circuit_open'
   | 'queue_full'
-  | 'draining';
+  | 'draining'
+  | 'headers_too_large'
+  | 'internal';
 
 interface KindInfo {
   status: number;
@@ -40,7 +42,10 @@ const KINDS: Record<ProxyErrorKind, KindInfo> = {
   upstream_timeout: { status: 504, type: 'server_error', code: 'upstream_timeout', noRetry: true },
   circuit_open: { status: 503, type: 'service_unavailable_error', code: 'circuit_open', noRetry: false },
   queue_full: { status: 503, type: 'service_unavailable_error', code: 'queue_full', noRetry: false },
-  draining: { status: 503, type: 'service_unavailable_error', code: 'draining', noRetry: true },
+  draining: { status: 503, type: 'service_unavailable_error', code: 'draining', noRetry: false },
+  headers_too_large: { status: 431, type: 'invalid_request_error', code: 'headers_too_large', noRetry: false },
+  // the proxy's own bug: never blamed on the upstream (that would be 502 upstream_protocol_error)
+  internal: { status: 500, type: 'server_error', code: 'internal_error', noRetry: false },
 };
 
 export class ProxyError extends Error {
@@ -85,3 +90,30 @@ export function errorBody(message: string, type: string, code: string | null, pa
 export function renderError(err: ProxyError): string {
   return errorBody(err.message, err.type, err.code);
 }
+
+/** What the client gets for one of the proxy's own errors: the one place its head and body are made. */
+export interface ErrorAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string | number>;
+  readonly body: string;
+}
+
+export function errorAnswer(err: ProxyError, requestId: string, extra?: Record<string, string>): ErrorAnswer {
+  const body = renderError(err);
+  return {
+    status: err.status,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': requestId,
+      ...extra,
+      ...err.responseHeaders(),
+      // the rest of an oversized or stalled body is never read, and a draining proxy takes no
+      // more requests on this connection: it cannot be reused
+      ...(CLOSES_CONNECTION.has(err.kind) ? { connection: 'close' } : {}),
+    },
+    body,
+  };
+}
+
+const CLOSES_CONNECTION: ReadonlySet<ProxyErrorKind> = new Set(['body_too_large', 'request_timeout', 'draining']);

@@ -2,13 +2,15 @@
  * Entry point: parse the config (exit 2 on any bad variable, one line each), build the
  * parts, listen, and drain on SIGTERM/SIGINT: stop accepting, answer /health with 503
  * `draining`, close idle keep-alive connections, tell busy ones `Connection: close`, let
- * in-flight requests finish until SHUTDOWN_TIMEOUT, then cut the rest, flush logs, exit 0.
+ * in-flight requests finish until SHUTDOWN_TIMEOUT, then end the rest (503 `draining`, or a
+ * stream's error event), flush logs, exit 0.
  * A second signal exits at once. SIGHUP reopens the log files (logrotate).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { systemClock } from './clock.js';
+import { systemClock, type Clock } from './clock.js';
+import { SHUTDOWN } from './cancel.js';
 import { ConfigError, helpText, parseConfig, type Config } from './config.js';
 import { JsonlFile } from './logging/jsonl-file.js';
 import { Logger, stdoutSink } from './logging/logger.js';
@@ -30,6 +32,9 @@ import { Http1Transport } from './upstream/http1-transport.js';
 import { Http2Transport } from './upstream/http2-transport.js';
 import type { Transport } from './upstream/transport.js';
 
+/** After SHUTDOWN_TIMEOUT, how long the ended requests get to write their last answer. */
+const SHUTDOWN_GRACE_MS = 500;
+
 function packageVersion(): string {
   try {
     return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -38,8 +43,8 @@ function packageVersion(): string {
   }
 }
 
-function makeTransport(config: Config): Transport {
-  const common = { origin: config.upstreamUrl, connectTimeoutMs: config.connectTimeoutMs };
+function makeTransport(config: Config, clock: Clock): Transport {
+  const common = { origin: config.upstreamUrl, connectTimeoutMs: config.connectTimeoutMs, clock };
   return config.upstreamHttp2 ? new Http2Transport({ ...common, maxSessions: config.poolSize }) : new Http1Transport({ ...common, poolSize: config.poolSize });
 }
 
@@ -75,11 +80,13 @@ function main(): void {
   const appFile = new JsonlFile(join(config.logDir, 'proxy.log'), { ...rotation, onError: (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`) });
   const logger = new Logger(config.logLevel, config.logStdout ? [stdoutSink, appFile] : [appFile]);
   const requestLog = config.requestLogEnabled ? new RequestLog(new JsonlFile(join(config.logDir, 'requests.log'), { ...rotation, onError: (err) => logger.error('cannot write the request log', { err }) })) : null;
+  const gate = config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock }) : null;
+  const requestLogDropped = (): number => requestLog?.dropped ?? 0;
   const registry = new Registry();
-  const proxyMetrics = config.metricsEnabled ? new ProxyMetrics(registry) : null;
+  const proxyMetrics = config.metricsEnabled ? new ProxyMetrics(registry, {}, { queueDepth: () => gate?.queued ?? 0, requestLogDropped }) : null;
   const processMetrics = config.metricsEnabled ? registerProcessMetrics(registry) : null;
   const telemetry = new Telemetry(new ProxyStats(), proxyMetrics, requestLog);
-  const transport = makeTransport(config);
+  const transport = makeTransport(config, clock);
   const breaker = config.breakerEnabled
     ? new CircuitBreaker({
         threshold: config.breakerThreshold,
@@ -98,14 +105,14 @@ function main(): void {
     telemetry,
     limiter: config.rateLimitEnabled ? new RateLimiter({ capacity: config.rateLimitRequests, windowSec: config.rateLimitWindowSec }) : null,
     breaker,
-    gate: config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock }) : null,
+    gate,
     budget: new RetryBudget({ ratio: config.retryBudgetRatio }),
     apiKeys: () => keyRing.current(),
   });
 
   let draining = false;
-  const own = { config, version, telemetry, transport, breaker, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
-  const server = createProxyServer({ ...own, handler, apiKeys: () => keyRing.current() });
+  const own = { config, version, telemetry, transport, breaker, gate, lifetimes: handler.lifetimes, requestLogDropped, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
+  const server = createProxyServer({ ...own, handler });
   const admin = config.adminPort > 0 ? createAdminServer(own) : null;
   admin?.on('error', (err) => {
     process.stderr.write(`cannot listen on 127.0.0.1:${config.adminPort} (ADMIN_PORT): ${err.message}\n`);
@@ -139,9 +146,9 @@ function main(): void {
     server.close();
     admin?.close();
     server.closeIdleConnections();
-    const finish = (cut: number): void => {
+    const finish = (left: number): void => {
       clearInterval(poll);
-      if (cut > 0) logger.warn('shutdown timeout: cutting requests still in flight', { cut });
+      if (left > 0) logger.warn('closing the connections of requests that did not end', { left });
       server.closeAllConnections();
       admin?.closeAllConnections();
       void transport
@@ -153,10 +160,17 @@ function main(): void {
         })
         .finally(() => process.exit(0));
     };
+    // at SHUTDOWN_TIMEOUT every request still alive is ended like a client that left or a
+    // deadline, in whatever phase: one not yet answering gets 503 `draining`, a stream its
+    // error event; they get a moment to write that and their record before connections close
+    let endedAt: number | null = null;
     const poll = setInterval(() => {
       server.closeIdleConnections();
       if (telemetry.stats.inFlight === 0) finish(0);
-      else if (clock.now() - started >= config.shutdownTimeoutMs) finish(telemetry.stats.inFlight);
+      else if (endedAt === null && clock.now() - started >= config.shutdownTimeoutMs) {
+        endedAt = clock.now();
+        logger.warn('shutdown timeout: ending the requests still in flight', { in_flight: handler.lifetimes.endAll(SHUTDOWN) });
+      } else if (endedAt !== null && clock.now() - endedAt >= SHUTDOWN_GRACE_MS) finish(telemetry.stats.inFlight);
     }, 25);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -9,7 +9,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { sha256Bytes } from './security/digest.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config.js';
-import { ProxyError, errorBody } from './errors.js';
+import { ProxyError } from './errors.js';
 import { presentedKey } from './http/credentials.js';
 import { requestIdFor } from './http/request-id.js';
 import type { Logger } from './logging/logger.js';
@@ -17,6 +17,8 @@ import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics/registry.js';
 import type { Telemetry } from './observe/telemetry.js';
 import { sendError } from './http/send-error.js';
 import type { CircuitBreaker } from './resilience/circuit-breaker.js';
+import type { ConcurrencyGate } from './resilience/concurrency-gate.js';
+import type { Lifetimes } from './proxy/lifetime.js';
 import type { Transport } from './upstream/transport.js';
 
 export interface OwnParts {
@@ -25,6 +27,11 @@ export interface OwnParts {
   readonly telemetry: Telemetry;
   readonly transport: Transport;
   readonly breaker: CircuitBreaker | null;
+  readonly gate: ConcurrencyGate | null;
+  /** The requests alive now, by phase. */
+  readonly lifetimes: Lifetimes;
+  /** Request-log lines lost so far (0 when the log is off). */
+  readonly requestLogDropped: () => number;
   readonly logger: Logger;
   readonly clock: Clock;
   /** Renders /metrics; null = 404. */
@@ -62,7 +69,7 @@ export function healthReport(p: OwnParts): { status: number; body: Record<string
 function breakerView(p: OwnParts): Record<string, unknown> {
   if (p.breaker === null) return { state: 'disabled' };
   const s = p.breaker.snapshot(p.clock.now());
-  const since = s.lastTransitionAt === null ? null : new Date(Date.now() - (p.clock.now() - s.lastTransitionAt)).toISOString();
+  const since = s.lastTransitionAt === null ? null : new Date(p.clock.wallNow() - (p.clock.now() - s.lastTransitionAt)).toISOString();
   return { state: s.state, consecutive_failures: s.consecutiveFailures, last_transition: since, retry_after_s: Math.ceil(s.retryAfterMs / 1000) };
 }
 
@@ -77,6 +84,8 @@ export function statsReport(p: OwnParts): Record<string, unknown> {
     uptime_s: s.uptimeSec(),
     requests: { total: s.requests, by_class: byClass, by_status: Object.fromEntries(s.byStatus), by_endpoint: Object.fromEntries(s.byEndpoint) },
     in_flight: s.inFlight,
+    in_flight_by_phase: p.lifetimes.byPhase(),
+    queue: { depth: p.gate?.queued ?? 0, slots_in_use: p.gate?.inFlight ?? 0, max_concurrent: p.config.maxConcurrentRequests, size: p.config.queueSize },
     latency_ms: s.durationMs.percentiles(),
     time_to_first_byte_ms: s.ttfbMs.percentiles(),
     tokens: Object.fromEntries(s.tokens),
@@ -87,6 +96,7 @@ export function statsReport(p: OwnParts): Record<string, unknown> {
     circuit_breaker: breakerView(p),
     upstream: { ...p.transport.stats(), url: p.config.upstreamUrl.href },
     last_upstream_error: s.lastUpstreamError,
+    request_log: { enabled: p.config.requestLogEnabled, dropped_lines: p.requestLogDropped() },
   };
 }
 
@@ -124,10 +134,8 @@ export function serveOwn(p: OwnParts, req: IncomingMessage, res: ServerResponse,
     try {
       text = p.metrics();
     } catch (err) {
-      p.logger.error('metrics collection failed', { err: err as Error });
-      const body = errorBody('Metrics collection failed.', 'server_error', 'metrics_failed');
-      res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
+      p.logger.error('metrics collection failed', { err: err as Error, stack: (err as Error | undefined)?.stack });
+      sendError(res, new ProxyError('internal', 'Metrics collection failed.'), requestId);
       return true;
     }
     res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });

@@ -9,19 +9,13 @@ import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ProxyError } from './errors.js';
 import { rawError } from './http/raw-error.js';
-import { clientAddress } from './http/client-identity.js';
-import { presentedKey } from './http/credentials.js';
 import { requestIdFor } from './http/request-id.js';
-import { routeTemplate } from './http/route-template.js';
-import { credentialPolicy, type ProxyHandler } from './proxy/handler.js';
+import type { ProxyHandler } from './proxy/handler.js';
 import { sendError } from './http/send-error.js';
-import type { ApiKeys } from './security/api-keys.js';
 import { pathOf, serveOwn, type OwnParts } from './own-endpoints.js';
-import { tunnelWebSocket } from './upstream/websocket-tunnel.js';
 
 export interface ServerParts extends OwnParts {
   readonly handler: ProxyHandler;
-  readonly apiKeys: () => ApiKeys | null;
 }
 
 export function createProxyServer(p: ServerParts): http.Server {
@@ -37,7 +31,7 @@ export function createProxyServer(p: ServerParts): http.Server {
       const url = req.url ?? '/';
       if (p.isDraining()) res.setHeader('connection', 'close');
       if (url.startsWith('/v1/')) {
-        p.handler.handle(req, res).catch((err: unknown) => p.logger.error('handler crashed', { err: err as Error }));
+        p.handler.handle(req, res).catch((err: unknown) => p.logger.error('handler crashed', { err: err as Error, stack: (err as Error | undefined)?.stack }));
         return;
       }
       const path = pathOf(url);
@@ -52,55 +46,28 @@ export function createProxyServer(p: ServerParts): http.Server {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
       socket.destroy();
-    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      rawError(socket, 408, 'The request headers did not arrive in time.', 'invalid_request_error', 'request_timeout');
-    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
-      rawError(socket, 431, 'The request headers are too large.', 'invalid_request_error', 'headers_too_large');
     } else {
-      rawError(socket, 400, 'The request could not be parsed.', 'invalid_request_error', 'bad_request');
+      rawError(socket, clientErrorFor(err.code), requestIdFor(undefined));
     }
   });
   return server;
 }
 
+/** What node could not take from a client, as one of our errors. */
+function clientErrorFor(code: string | undefined): ProxyError {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return new ProxyError('request_timeout', 'The request headers did not arrive in time.');
+  if (code === 'HPE_HEADER_OVERFLOW') return new ProxyError('headers_too_large', 'The request headers are too large.');
+  return new ProxyError('bad_request', 'The request could not be parsed.');
+}
+
 function upgrade(p: ServerParts, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const requestId = requestIdFor(req.headers['x-request-id']);
   const url = req.url ?? '/';
   const isWs = typeof req.headers.upgrade === 'string' && req.headers.upgrade.toLowerCase() === 'websocket';
-  if (p.isDraining()) return rawError(socket, 503, 'The proxy is shutting down.', 'service_unavailable_error', 'draining', { 'x-request-id': requestId });
-  if (!isWs || !url.startsWith('/v1/')) return rawError(socket, 404, `Invalid URL (${req.method} ${pathOf(url)}) for an upgrade`, 'invalid_request_error', 'not_found', { 'x-request-id': requestId });
-  const keys = p.apiKeys();
-  if (keys !== null && keys.match(presentedKey(req.headers)) === null) return rawError(socket, 401, 'Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key', { 'x-request-id': requestId });
-  p.telemetry.requestStarted();
-  const started = p.clock.now();
-  const base = p.config.upstreamUrl.pathname.replace(/\/+$/, '');
-  const client = clientAddress(req, p.config.trustProxy);
-  tunnelWebSocket(req, socket, head, {
-    origin: p.config.upstreamUrl,
-    path: base + url,
-    requestId,
-    clientIp: client,
-    connectTimeoutMs: p.config.connectTimeoutMs,
-    credentials: credentialPolicy(p.config, keys !== null),
-    onClose: (outcome, bytesIn, bytesOut) => {
-      p.telemetry.requestFinished({
-        requestId,
-        client,
-        method: req.method ?? 'GET',
-        path: url,
-        endpoint: routeTemplate(url),
-        model: null,
-        stream: true,
-        status: outcome === 'closed' ? 101 : 503,
-        durationMs: p.clock.now() - started,
-        ttfbMs: null,
-        attempts: 1,
-        bytesIn,
-        bytesOut,
-        promptTokens: null,
-        completionTokens: null,
-        error: outcome === 'closed' ? null : 'upstream_unreachable',
-      });
-    },
-  });
+  if (p.isDraining() || !isWs || !url.startsWith('/v1/')) {
+    const requestId = requestIdFor(req.headers['x-request-id']);
+    const err = p.isDraining() ? new ProxyError('draining', 'The proxy is shutting down; send the request again.') : new ProxyError('not_found', `Invalid URL (${req.method} ${pathOf(url)}) for an upgrade`);
+    rawError(socket, err, requestId);
+    return;
+  }
+  p.handler.upgrade(req, socket, head).catch((err: unknown) => p.logger.error('upgrade handler crashed', { err: err as Error, stack: (err as Error | undefined)?.stack }));
 }

@@ -5,9 +5,9 @@
  * client sends can grow them.
  */
 import { LatencyWindow } from './observe/latency-window.js';
-import type { RelayOutcome } from './upstream/relay.js';
+import { RELAY_OUTCOMES, type RelayOutcome } from './upstream/relay.js';
+import type { AttemptOutcome } from './upstream/transport.js';
 
-export type AttemptOutcome = 'ok' | 'connect_error' | 'timeout' | 'reset' | 'http_5xx' | 'protocol';
 /** How a relayed answer ended: the relay's own outcome names. */
 export type StreamOutcome = RelayOutcome;
 
@@ -22,7 +22,7 @@ export class ProxyStats {
   readonly byEndpoint = new Map<string, number>();
   readonly attempts = new Map<AttemptOutcome, number>();
   readonly retries = new Map<string, number>();
-  readonly streams: Record<StreamOutcome, number> = { complete: 0, upstream_broken: 0, idle_timeout: 0, client_gone: 0 };
+  readonly streams = Object.fromEntries(RELAY_OUTCOMES.map((o) => [o, 0])) as Record<StreamOutcome, number>;
   readonly tokens = new Map<string, { prompt: number; completion: number }>();
   readonly durationMs = new LatencyWindow();
   readonly ttfbMs = new LatencyWindow();

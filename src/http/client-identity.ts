@@ -1,14 +1,12 @@
 /**
- * Who is asking, for the per-client limiter. With PROXY_API_KEYS on, the id of the key the
- * client proved it holds. Otherwise a presented key is still the best tell (many users
- * behind one NAT stay apart); it is hashed at once, so the limiter table never holds a
- * secret. Without a key, the peer address: `X-Forwarded-For` only when TRUST_PROXY says a
- * balancer we trust sets it, and then its last entry (the one that balancer appended; the
- * entries before it are whatever the client claimed).
+ * Who is asking, for the per-client limiter. With client keys on, the id of the key the
+ * client proved it holds. Without them, the client address, never a bearer token the proxy
+ * cannot verify: a client sending a fresh random token on each request would otherwise get
+ * a fresh bucket each time. The address is the peer's, or `X-Forwarded-For` only when
+ * TRUST_PROXY says a balancer we trust sets it, and then its last entry (the one that
+ * balancer appended; the entries before it are whatever the client claimed).
  */
-import { sha256Base64url } from '../security/digest.js';
 import type { IncomingMessage } from 'node:http';
-import { presentedKey } from './credentials.js';
 
 export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
   const peer = req.socket.remoteAddress ?? 'unknown';
@@ -20,9 +18,6 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
   return last !== '' && last.length <= 64 ? last : peer;
 }
 
-export function clientKey(req: IncomingMessage, address: string, keyId: string | null): string {
-  if (keyId !== null) return `id:${keyId}`;
-  const token = presentedKey(req.headers);
-  if (token !== undefined) return `key:${sha256Base64url(token).slice(0, 22)}`;
-  return `ip:${address}`;
+export function clientKey(address: string, keyId: string | null): string {
+  return keyId !== null ? `id:${keyId}` : `ip:${address}`;
 }

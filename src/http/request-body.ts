@@ -5,8 +5,12 @@
  * MAX_REQUEST_BODY is enforced in both cases (up front from Content-Length when given, and
  * by counting, since a client can omit or lie about its length), and a body that stalls
  * longer than CLIENT_TIMEOUT is given up with 408: a slow client cannot hold a slot forever.
+ * Reading consults the request's cancellation: a client that leaves (or shutdown) ends the
+ * read with the cancellation's reason, like every other phase. Timers run on the injected clock.
  */
 import type { IncomingMessage } from 'node:http';
+import { CLIENT_GONE, type Cancel } from '../cancel.js';
+import { IdleTimer, type Clock } from '../clock.js';
 import { ProxyError } from '../errors.js';
 
 export interface BodyLimits {
@@ -14,6 +18,8 @@ export interface BodyLimits {
   readonly maxBodyBytes: number;
   /** Longest silence while the body is still arriving. */
   readonly idleTimeoutMs: number;
+  /** Where the stall timers run. */
+  readonly clock: Clock;
 }
 
 export type RequestBody =
@@ -30,35 +36,33 @@ function stalled(ms: number): ProxyError {
   return new ProxyError('request_timeout', `The request body stalled for more than ${ms / 1000}s.`);
 }
 
-/** A body that ended before it was complete: the client went away while sending it. */
-export class ClientGone extends Error {
-  constructor() {
-    super('client closed the connection');
-    this.name = 'ClientGone';
-  }
-}
-
-export function readRequestBody(req: IncomingMessage, limits: BodyLimits): Promise<RequestBody> {
+/**
+ * Resolves with the body (whole, or its head plus the live rest). Rejects with a ProxyError
+ * (413, 408), or with `cancel.reason` when the request ends meanwhile; a client whose
+ * connection breaks mid-body ends the request as CLIENT_GONE.
+ */
+export function readRequestBody(req: IncomingMessage, limits: BodyLimits, cancel: Cancel): Promise<RequestBody> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limits.maxBodyBytes) return Promise.reject(tooLarge(limits.maxBodyBytes));
+  if (cancel.aborted) return Promise.reject(cancel.reason);
   if (req.readableEnded) return Promise.resolve(EMPTY_BODY);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(() => {
+    const idle = new IdleTimer(limits.clock, limits.idleTimeoutMs, () => {
       cleanup();
       reject(stalled(limits.idleTimeoutMs));
-    }, limits.idleTimeoutMs);
-    timer.unref();
+    });
     const cleanup = (): void => {
-      clearTimeout(timer);
+      idle.stop();
+      offCancel();
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onGone);
       req.off('close', onClose);
     };
     const onData = (chunk: Buffer): void => {
-      timer.refresh();
+      idle.touch();
       size += chunk.length;
       chunks.push(chunk);
       if (size > limits.maxBodyBytes) {
@@ -74,13 +78,15 @@ export function readRequestBody(req: IncomingMessage, limits: BodyLimits): Promi
       cleanup();
       resolve(chunks.length === 0 ? EMPTY_BODY : { kind: 'buffered', data: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
     };
-    const onGone = (): void => {
-      cleanup();
-      reject(new ClientGone());
-    };
+    // the body broke off: the client went away while sending it
+    const onGone = (): void => cancel.abort(CLIENT_GONE);
     const onClose = (): void => {
       if (!req.complete) onGone();
     };
+    const offCancel = cancel.onAbort(() => {
+      cleanup();
+      reject(cancel.reason);
+    });
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onGone);
@@ -102,22 +108,29 @@ export function writeBody(body: RequestBody, out: NodeJS.WritableStream & { dest
   const { rest, limits } = body;
   for (const chunk of body.head) out.write(chunk);
   let size = body.headBytes;
-  const timer = setTimeout(() => {
+  const idle = new IdleTimer(limits.clock, limits.idleTimeoutMs, () => {
     rest.unpipe(out);
     out.destroy(stalled(limits.idleTimeoutMs));
-  }, limits.idleTimeoutMs);
-  timer.unref();
+  });
   rest.on('data', (chunk: Buffer) => {
-    timer.refresh();
+    idle.touch();
     size += chunk.length;
     if (size > limits.maxBodyBytes) {
-      clearTimeout(timer);
+      idle.stop();
       rest.unpipe(out);
       out.destroy(tooLarge(limits.maxBodyBytes));
     }
   });
-  rest.once('end', () => clearTimeout(timer));
-  rest.once('close', () => clearTimeout(timer));
+  // the upstream taking its time to read is not the client stalling
+  out.on('drain', () => idle.touch());
+  // the watch ends with the upload, however it ends; a body whose last bytes came with the
+  // ones that crossed the replay limit has already ended here, and 'end' will not come again
+  const stop = (): void => idle.stop();
+  rest.once('end', stop);
+  rest.once('close', stop);
+  out.once('finish', stop);
+  out.once('close', stop);
+  if (rest.readableEnded) stop();
   rest.on('error', (err) => out.destroy(err));
   rest.pipe(out);
   rest.resume();

@@ -9,6 +9,8 @@ import type { Counter, CounterChild } from './counter.js';
 import type { Gauge, GaugeChild } from './gauge.js';
 import type { Histogram, HistogramChild } from './histogram.js';
 import type { Registry } from './registry.js';
+import type { BreakerStateName } from '../resilience/circuit-breaker.js';
+import type { AttemptOutcome } from '../upstream/transport.js';
 
 /**
  * Whole-request latency in seconds. LLM answers range from a cached 5 ms to a
@@ -19,18 +21,19 @@ export const LATENCY_BUCKETS: readonly number[] = Object.freeze([
 ]);
 
 /**
- * Time to the first response byte in seconds: for a streamed completion, the time to the
- * first token, which mostly falls between 0.1 s and 10 s; the buckets are finest there.
+ * Time to the first byte of the answer's body in seconds: for a streamed completion, its
+ * first event (the first token), which mostly falls between 0.1 s and 10 s; the buckets
+ * are finest there.
  */
 export const TTFB_BUCKETS: readonly number[] = Object.freeze([
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300,
 ]);
 
-export type BreakerStateName = 'closed' | 'open' | 'half_open';
-export type AttemptOutcome = 'ok' | 'connect_error' | 'timeout' | 'reset' | 'http_5xx';
-
 const BREAKER_STATES: readonly BreakerStateName[] = ['closed', 'open', 'half_open'];
-const ATTEMPT_OUTCOMES: readonly AttemptOutcome[] = ['ok', 'connect_error', 'timeout', 'reset', 'http_5xx'];
+
+/** The `outcome` label values INTERFACE.md fixes: a protocol error counts as a reset there. */
+type OutcomeLabel = Exclude<AttemptOutcome, 'protocol'>;
+const OUTCOME_LABELS: readonly OutcomeLabel[] = ['ok', 'connect_error', 'timeout', 'reset', 'http_5xx'];
 
 /** RFC 9110 §9 methods plus PATCH (RFC 5789); anything else is `OTHER`. */
 const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
@@ -41,6 +44,14 @@ const MAX_RETRY_REASONS = 20;
 export interface ProxyMetricsOptions {
   /** Distinct model names with their own token series; later ones count as `other`. Default 50. */
   maxModels?: number;
+}
+
+/** Values read at scrape time from the parts that own them. */
+export interface ScrapeSources {
+  /** Requests waiting for a concurrency slot now. */
+  queueDepth(): number;
+  /** Request-log lines lost so far because the disk could not keep up (only grows). */
+  requestLogDropped(): number;
 }
 
 interface RequestSeries {
@@ -64,13 +75,13 @@ export class ProxyMetrics {
   private readonly tokenFamily: Counter;
   /** Keyed by `method status endpoint`: one Map lookup per finished request. */
   private readonly requestSeries = new Map<string, RequestSeries>();
-  private readonly attempts: Readonly<Record<AttemptOutcome, CounterChild>>;
+  private readonly attempts: Readonly<Record<OutcomeLabel, CounterChild>>;
   private readonly breaker: Readonly<Record<BreakerStateName, GaugeChild>>;
   private readonly retries: CappedLabels<CounterChild>;
   private readonly models: CappedLabels<TokenSeries>;
   private unknownModel: TokenSeries | null = null;
 
-  constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
+  constructor(registry: Registry, opts: ProxyMetricsOptions = {}, sources?: ScrapeSources) {
     this.requests = registry.counter('openai_proxy_requests_total', 'Requests answered, by method, route template and status.', [
       'method',
       'endpoint',
@@ -84,7 +95,7 @@ export class ProxyMetrics {
     );
     this.ttfb = registry.histogram(
       'openai_proxy_time_to_first_byte_seconds',
-      'Time from request received to the first response byte sent, in seconds.',
+      'Time from request received to the first byte of the answer body sent to the client (for a stream, its first event), in seconds.',
       ['endpoint'],
       TTFB_BUCKETS,
     );
@@ -98,10 +109,19 @@ export class ProxyMetrics {
       ['state'],
     );
     this.tokenFamily = registry.counter('openai_proxy_tokens_total', 'Tokens reported by the upstream, by model and kind.', ['model', 'kind']);
+    if (sources !== undefined) {
+      const queue = registry.gauge('openai_proxy_queue_depth', 'Requests waiting for a concurrency slot (MAX_CONCURRENT_REQUESTS).');
+      const dropped = registry.counter('openai_proxy_request_log_dropped_total', 'Request-log lines lost because the disk could not keep up.');
+      registry.onCollect(() => {
+        queue.set(sources.queueDepth());
+        const lost = sources.requestLogDropped() - dropped.get();
+        if (lost > 0) dropped.inc(lost);
+      });
+    }
 
     // Fixed label sets get their series up front: every outcome and state shows from the
     // first scrape, so rate() and "== 1" queries never see a missing series.
-    this.attempts = Object.fromEntries(ATTEMPT_OUTCOMES.map((o) => [o, attempts.labels(o)])) as Record<AttemptOutcome, CounterChild>;
+    this.attempts = Object.fromEntries(OUTCOME_LABELS.map((o) => [o, attempts.labels(o)])) as Record<OutcomeLabel, CounterChild>;
     this.breaker = Object.fromEntries(BREAKER_STATES.map((s) => [s, breaker.labels(s)])) as Record<BreakerStateName, GaugeChild>;
     this.breaker.closed.set(1);
 
@@ -144,7 +164,7 @@ export class ProxyMetrics {
 
   /** One upstream attempt and how it ended. */
   attempt(outcome: AttemptOutcome): void {
-    this.attempts[outcome]?.inc();
+    this.attempts[outcome === 'protocol' ? 'reset' : outcome]?.inc(); // an unknown name is dropped, never a new series
   }
 
   /** One retry; `reason` is a short code from the retry classifier. */

@@ -6,7 +6,9 @@
  */
 import type { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import type { RequestLog } from '../logging/request-log.js';
-import type { AttemptOutcome, ProxyStats, StreamOutcome } from '../stats.js';
+import type { ProxyStats, StreamOutcome } from '../stats.js';
+import type { BreakerStateName } from '../resilience/circuit-breaker.js';
+import type { AttemptOutcome } from '../upstream/transport.js';
 
 export interface RequestRecord {
   readonly requestId: string;
@@ -58,8 +60,7 @@ export class Telemetry {
 
   attempt(outcome: AttemptOutcome, message?: string): void {
     this.stats.attempt(outcome, message);
-    // `protocol` is a kind of reset for the metric's fixed outcome set
-    this.metrics?.attempt(outcome === 'protocol' ? 'reset' : outcome);
+    this.metrics?.attempt(outcome);
   }
 
   retry(reason: string): void {
@@ -76,7 +77,7 @@ export class Telemetry {
     this.stats.streams[outcome]++;
   }
 
-  breakerState(state: 'closed' | 'open' | 'half_open'): void {
+  breakerState(state: BreakerStateName): void {
     this.metrics?.breakerState(state);
   }
 }

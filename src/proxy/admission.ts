@@ -37,7 +37,7 @@ export function admit(p: AdmissionParts, req: IncomingMessage, client: string, n
   }
   let rateHeaders: Record<string, string> | undefined;
   if (p.limiter !== null) {
-    const d = p.limiter.check(clientKey(req, client, keyId), now);
+    const d = p.limiter.check(clientKey(client, keyId), now);
     rateHeaders = {
       'x-ratelimit-limit-requests': String(d.limit),
       'x-ratelimit-remaining-requests': String(d.remaining),

@@ -20,7 +20,8 @@ export type BreakerState =
 
 export type BreakerStateName = BreakerState['name'];
 
-export type Admission = { kind: 'allow' } | { kind: 'probe' } | { kind: 'reject'; retryAfterMs: number };
+/** What the breaker says to a request that asks to go upstream. */
+export type BreakerDecision = { kind: 'allow' } | { kind: 'probe' } | { kind: 'reject'; retryAfterMs: number };
 
 export interface BreakerSnapshot {
   state: BreakerStateName;
@@ -69,7 +70,7 @@ export class CircuitBreaker {
   }
 
   /** Decides whether a request may go upstream at `now`. */
-  admit(now: number): Admission {
+  admit(now: number): BreakerDecision {
     const state = this.current(now);
     switch (state.name) {
       case 'closed':

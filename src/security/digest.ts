@@ -5,13 +5,9 @@
  */
 import crypto from 'node:crypto';
 
-type OneShot = (algorithm: string, data: string, encoding: 'base64url' | 'buffer') => string | Buffer;
+type OneShot = (algorithm: string, data: string, encoding: 'buffer') => Buffer;
 const oneShot = (crypto as unknown as { hash?: OneShot }).hash;
 
-export function sha256Base64url(text: string): string {
-  return oneShot !== undefined ? (oneShot('sha256', text, 'base64url') as string) : crypto.createHash('sha256').update(text).digest('base64url');
-}
-
 export function sha256Bytes(text: string): Buffer {
-  return oneShot !== undefined ? (oneShot('sha256', text, 'buffer') as Buffer) : crypto.createHash('sha256').update(text).digest();
+  return oneShot !== undefined ? oneShot('sha256', text, 'buffer') : crypto.createHash('sha256').update(text).digest();
 }

@@ -15,6 +15,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { systemClock, type Clock } from '../clock.js';
 import { Http1Connection } from './http1-connection.js';
+import { upstreamTarget } from './target.js';
 import { UpstreamFailure } from './transport.js';
 
 export interface Http1PoolOptions {
@@ -58,10 +59,8 @@ export class Http1Pool {
   opened = 0;
 
   constructor(private readonly opts: Http1PoolOptions) {
-    const { origin } = opts;
-    this.tls = origin.protocol === 'https:';
-    const host = origin.hostname.replace(/^\[(.*)\]$/, '$1');
-    const port = Number(origin.port) || (this.tls ? 443 : 80);
+    const { connectHost: host, port, tls } = upstreamTarget(opts.origin);
+    this.tls = tls;
     this.connectOptions = { host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 30_000 };
     if (this.tls) {
       this.connectOptions.ALPNProtocols = ['http/1.1'];

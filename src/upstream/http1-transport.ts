@@ -15,6 +15,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { writeBody, type RequestBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
 import type { Cancel } from '../cancel.js';
+import type { Clock } from '../clock.js';
 import { BodyChannel, type FlowControl } from './body-channel.js';
 import type { ConnectionOwner, Http1Connection } from './http1-connection.js';
 import { Http1Pool, type PoolWaiter } from './http1-pool.js';
@@ -27,13 +28,22 @@ export interface Http1Options {
   readonly connectTimeoutMs: number;
   /** Idle keep-alive when the server does not say (ms). */
   readonly idleTimeoutMs?: number;
+  /** Where the pool's connect timeout runs (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 export class Http1Transport implements Transport {
   readonly pool: Http1Pool;
 
   constructor(opts: Http1Options) {
-    this.pool = new Http1Pool({ origin: opts.origin, maxConnections: opts.poolSize, connectTimeoutMs: opts.connectTimeoutMs, ...(opts.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.idleTimeoutMs }) });
+    const clock = opts.clock;
+    this.pool = new Http1Pool({
+      origin: opts.origin,
+      maxConnections: opts.poolSize,
+      connectTimeoutMs: opts.connectTimeoutMs,
+      ...(opts.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.idleTimeoutMs }),
+      ...(clock === undefined ? {} : { now: () => clock.now(), timer: (ms: number, fn: () => void) => clock.timer(ms, fn) }),
+    });
   }
 
   send(r: UpstreamRequest, cancel: Cancel): Promise<UpstreamResponse> {

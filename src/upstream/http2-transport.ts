@@ -11,6 +11,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { writeBody, type RequestBody } from '../http/request-body.js';
 import { ProxyError } from '../errors.js';
 import type { Cancel } from '../cancel.js';
+import { systemClock, type Clock } from '../clock.js';
 import { BodyChannel, type FlowControl } from './body-channel.js';
 import { classifySocketError, UpstreamFailure, type Transport, type TransportStats, type UpstreamRequest, type UpstreamResponse } from './transport.js';
 
@@ -20,6 +21,8 @@ export interface Http2Options {
   readonly connectTimeoutMs: number;
   /** Close a session that carried no stream for this long. */
   readonly idleSessionMs?: number;
+  /** Where the connect and idle timers run (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 interface Entry {
@@ -30,6 +33,8 @@ interface Entry {
   draining: boolean;
   /** Streams above this id were never processed by the peer (set by GOAWAY). */
   lastStreamId: number;
+  /** Cancels the idle-session timer (armed while no stream is active). */
+  stopIdle: (() => void) | null;
 }
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, HTTP2_HEADER_STATUS } = http2.constants;
@@ -41,8 +46,11 @@ export class Http2Transport implements Transport {
   private readonly entries = new Set<Entry>();
   private opened = 0;
   private closed = false;
+  private readonly clock: Clock;
 
-  constructor(private readonly opts: Http2Options) {}
+  constructor(private readonly opts: Http2Options) {
+    this.clock = opts.clock ?? systemClock;
+  }
 
   async send(r: UpstreamRequest, cancel: Cancel): Promise<UpstreamResponse> {
     for (let replay = 0; ; replay++) {
@@ -76,14 +84,13 @@ export class Http2Transport implements Transport {
       settings: { enablePush: false },
       ...(origin.protocol === 'https:' ? { ALPNProtocols: ['h2'] } : {}),
     });
-    const entry: Entry = { session, active: 0, connected: false, draining: false, lastStreamId: Number.MAX_SAFE_INTEGER };
+    const entry: Entry = { session, active: 0, connected: false, draining: false, lastStreamId: Number.MAX_SAFE_INTEGER, stopIdle: null };
     this.entries.add(entry);
     this.opened++;
-    const timer = setTimeout(() => session.destroy(new UpstreamFailure('connect_error', `connect timeout after ${this.opts.connectTimeoutMs} ms`, { neverSent: true })), this.opts.connectTimeoutMs);
-    timer.unref();
+    const stopConnectTimer = this.clock.timer(this.opts.connectTimeoutMs, () => session.destroy(new UpstreamFailure('connect_error', `connect timeout after ${this.opts.connectTimeoutMs} ms`, { neverSent: true })));
     session.once('connect', () => {
       entry.connected = true;
-      clearTimeout(timer);
+      stopConnectTimer();
     });
     session.on('goaway', (_code: number, lastStreamID: number) => {
       entry.draining = true;
@@ -93,15 +100,22 @@ export class Http2Transport implements Transport {
       entry.draining = true; // the streams report their own failure
     });
     session.once('close', () => {
-      clearTimeout(timer);
+      stopConnectTimer();
+      entry.stopIdle?.();
       entry.draining = true;
       this.entries.delete(entry);
     });
-    session.setTimeout(this.opts.idleSessionMs ?? 60_000, () => {
-      if (entry.active === 0) session.close();
-    });
     session.unref();
     return entry;
+  }
+
+  /** A session that carries no stream for idleSessionMs is closed (armed when its last stream ends). */
+  idleFrom(entry: Entry): void {
+    entry.stopIdle?.();
+    entry.stopIdle = this.clock.timer(this.opts.idleSessionMs ?? 60_000, () => {
+      entry.stopIdle = null;
+      if (entry.active === 0) entry.session.close();
+    });
   }
 
   private sendOnce(r: UpstreamRequest, cancel: Cancel): Promise<UpstreamResponse> {
@@ -121,8 +135,10 @@ export class Http2Transport implements Transport {
       return Promise.reject(new UpstreamFailure('reset', `h2 request failed: ${(err as Error).message}`, { cause: err, neverSent: true }));
     }
     entry.active++;
+    entry.stopIdle?.();
+    entry.stopIdle = null;
     entry.session.ref();
-    return new Promise((resolve, reject) => new H2Exchange(entry, stream, r, cancel, resolve, reject).start());
+    return new Promise((resolve, reject) => new H2Exchange(this, entry, stream, r, cancel, resolve, reject).start());
   }
 
   stats(): TransportStats {
@@ -155,6 +171,7 @@ class H2Exchange implements UpstreamResponse, FlowControl {
   private readonly kept: boolean;
 
   constructor(
+    private readonly transport: Http2Transport,
     private readonly entry: Entry,
     private readonly stream: ClientHttp2Stream,
     r: UpstreamRequest,
@@ -221,7 +238,10 @@ class H2Exchange implements UpstreamResponse, FlowControl {
   private readonly onClose = (): void => {
     const { entry, stream } = this;
     entry.active--;
-    if (entry.active === 0) entry.session.unref();
+    if (entry.active === 0) {
+      entry.session.unref();
+      this.transport.idleFrom(entry);
+    }
     // an answer whose stream closed before its end is broken; no answer yet is a failure
     if (this.body !== undefined) {
       if (!stream.readableEnded) this.body.broken();

@@ -5,16 +5,24 @@
  * nothing), so that when the upstream breaks mid-stream the client gets the complete events
  * so far, then one `data: {"error":...}` event and no `[DONE]`: a cut answer never looks
  * complete and never ends in half an event. A non-SSE body that breaks is cut (the client
- * sees it incomplete). Silence longer than the idle timeout counts as a break. A client
- * that leaves aborts the upstream request at once, so the model stops generating.
+ * sees it incomplete).
+ *
+ * The request's lifetime decides how a relay ends early: the client leaving aborts the
+ * upstream request at once (the model stops generating); TIMEOUT of silence between chunks
+ * and shutdown end the stream like a break, each with its own error code. Each chunk, and
+ * each time the client drains what was written, tells the lifetime the answer is moving.
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { EndReason } from '../cancel.js';
+import type { Lifetime } from '../proxy/lifetime.js';
 import type { BodySink } from './body-channel.js';
 import type { UpstreamResponse } from './transport.js';
 import { toClientHeaders } from '../http/headers.js';
 
-export type RelayOutcome = 'complete' | 'upstream_broken' | 'idle_timeout' | 'client_gone';
+export type RelayOutcome = 'complete' | 'upstream_broken' | 'idle_timeout' | 'client_gone' | 'shutdown';
+
+export const RELAY_OUTCOMES: readonly RelayOutcome[] = ['complete', 'upstream_broken', 'idle_timeout', 'client_gone', 'shutdown'];
 
 export interface RelayResult {
   readonly outcome: RelayOutcome;
@@ -25,6 +33,7 @@ export interface RelayResult {
 
 export interface RelayOptions {
   readonly requestId: string;
+  /** TIMEOUT, for the message of a stream cut for silence. */
   readonly idleTimeoutMs: number;
   /** Extra headers for the client (rate-limit info, x-should-retry). */
   readonly extraHeaders?: Record<string, string>;
@@ -52,7 +61,9 @@ export function brokenStreamEvent(message: string, code: string): string {
   return `data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code } })}\n\n`;
 }
 
-export function relayResponse(up: UpstreamResponse, res: ServerResponse, opts: RelayOptions): Promise<RelayResult> {
+const OUTCOME_OF: Record<EndReason, RelayOutcome> = { client_gone: 'client_gone', deadline: 'idle_timeout', shutdown: 'shutdown' };
+
+export function relayResponse(up: UpstreamResponse, res: ServerResponse, opts: RelayOptions, life: Lifetime): Promise<RelayResult> {
   const contentType = up.headers['content-type'];
   const sse = typeof contentType === 'string' && contentType.toLowerCase().startsWith('text/event-stream');
   const headers = toClientHeaders(up.headers, opts.requestId);
@@ -64,40 +75,35 @@ export function relayResponse(up: UpstreamResponse, res: ServerResponse, opts: R
   }
   res.writeHead(up.status, headers);
   if (sse) (res.socket as Socket | null)?.setNoDelay(true);
-  return new Promise((resolve) => new Relay(up, res, opts, sse, resolve).start());
+  return new Promise((resolve) => new Relay(up, res, opts, life, sse, resolve).start());
 }
 
 /**
- * One answer on its way: the body's sink, the client's listeners and the idle timer in one
- * object (a stream can stay open for minutes, ten thousand at once: one object each, not a
- * dozen closures).
+ * One answer on its way: the body's sink and the client's drain listener in one object (a
+ * stream can stay open for minutes, ten thousand at once: one object each, not a dozen
+ * closures).
  */
 class Relay implements BodySink {
   private bytesOut = 0;
   /** The start of an SSE event whose end has not arrived yet. */
   private held: Buffer | null = null;
   private settled = false;
-  private readonly idle: NodeJS.Timeout;
+  private offEnded: (() => void) | null = null;
 
   constructor(
     private readonly up: UpstreamResponse,
     private readonly res: ServerResponse,
     private readonly opts: RelayOptions,
+    private readonly life: Lifetime,
     private readonly sse: boolean,
     private readonly resolve: (r: RelayResult) => void,
-  ) {
-    this.idle = setTimeout(this.onIdle, opts.idleTimeoutMs);
-    this.idle.unref();
-  }
+  ) {}
 
   start(): void {
-    const { res } = this;
+    const { res, life } = this;
     res.on('drain', this.onDrain);
-    res.on('close', this.onClientClose);
-    if (res.destroyed) {
-      this.finish('client_gone');
-      return;
-    }
+    this.offEnded = life.cancel.onAbort(this.onEnded); // at once if it already ended
+    if (this.settled) return;
     // last: what arrived with the head is delivered at once, maybe the whole body
     this.up.body.read(this);
     // a stream whose first events have not come yet: its head goes out now, so the client
@@ -106,7 +112,7 @@ class Relay implements BodySink {
   }
 
   data(chunk: Buffer): void {
-    this.idle.refresh();
+    this.life.touch();
     this.opts.onChunk?.push(chunk);
     if (!this.sse) {
       this.write(chunk);
@@ -137,34 +143,36 @@ class Relay implements BodySink {
   }
 
   private write(chunk: Buffer): void {
+    if (this.bytesOut === 0) this.life.markFirstByte();
     this.bytesOut += chunk.length;
     if (!this.res.write(chunk)) this.up.body.pause();
   }
 
-  private readonly onDrain = (): void => this.up.body.resume();
-
-  private readonly onClientClose = (): void => {
-    if (!this.res.writableFinished) this.finish('client_gone');
+  private readonly onDrain = (): void => {
+    this.life.touch(); // a slow reader paused the upstream: that silence is not the upstream's
+    this.up.body.resume();
   };
 
-  private readonly onIdle = (): void => this.finish('idle_timeout');
+  private readonly onEnded = (): void => {
+    this.finish(OUTCOME_OF[this.life.endedBy ?? 'client_gone']);
+  };
 
   private finish(outcome: RelayOutcome): void {
     if (this.settled) return;
     this.settled = true;
-    const { res, up, opts } = this;
-    clearTimeout(this.idle);
+    const { res, up, opts, life } = this;
     res.off('drain', this.onDrain);
-    res.off('close', this.onClientClose);
+    this.offEnded?.();
     if (outcome === 'complete') {
+      life.markFirstByte(); // an empty body: the end is the first (and last) thing the client gets
+      life.holdUpstream(null);
       res.end();
     } else if (outcome === 'client_gone') {
       up.abort();
     } else {
       up.abort();
       if (this.sse && !res.destroyed) {
-        const why = outcome === 'idle_timeout' ? `the upstream sent nothing for ${opts.idleTimeoutMs} ms` : 'the upstream broke the stream';
-        const ev = brokenStreamEvent(`Stream ended early: ${why}. The answer is incomplete.`, outcome === 'idle_timeout' ? 'upstream_timeout' : 'upstream_stream_broken');
+        const ev = brokenStreamEvent(...ENDINGS[outcome](opts.idleTimeoutMs));
         this.bytesOut += ev.length;
         res.end(ev);
       } else {
@@ -174,3 +182,10 @@ class Relay implements BodySink {
     this.resolve({ outcome, bytesOut: this.bytesOut, sse: this.sse });
   }
 }
+
+/** The message and code of the error event that ends a stream early. */
+const ENDINGS: Record<'upstream_broken' | 'idle_timeout' | 'shutdown', (idleMs: number) => [string, string]> = {
+  upstream_broken: () => ['Stream ended early: the upstream broke the stream. The answer is incomplete.', 'upstream_stream_broken'],
+  idle_timeout: (idleMs) => [`Stream ended early: the upstream sent nothing for ${idleMs} ms. The answer is incomplete.`, 'upstream_timeout'],
+  shutdown: () => ['Stream ended early: the proxy is shutting down. The answer is incomplete.', 'draining'],
+};

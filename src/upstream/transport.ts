@@ -27,6 +27,9 @@ export interface UpstreamResponse {
 /** What went wrong with an attempt that produced no answer. */
 export type FailureOutcome = 'connect_error' | 'timeout' | 'reset' | 'protocol';
 
+/** How one attempt ended: answered (below 500, or 5xx), or one of the failures. */
+export type AttemptOutcome = 'ok' | 'http_5xx' | FailureOutcome;
+
 export class UpstreamFailure extends Error {
   constructor(
     readonly outcome: FailureOutcome,

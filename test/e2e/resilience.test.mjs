@@ -335,7 +335,7 @@ describe('circuit breaker', () => {
 
 describe('rate limit', () => {
   test('the sixth request of a 5-per-minute client gets 429 while another client is served', async () => {
-    const { proxy, close } = await rig({ RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_REQUESTS: '5', RATE_LIMIT_WINDOW: '60' });
+    const { proxy, close } = await rig({ RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_REQUESTS: '5', RATE_LIMIT_WINDOW: '60', PROXY_API_KEYS: 'alice=sk-client-a,bob=sk-client-b' });
     try {
       const a = { authorization: 'Bearer sk-client-a' };
       for (let i = 0; i < 5; i++) {
@@ -357,6 +357,20 @@ describe('rate limit', () => {
       assert.equal(b.status, 200);
       for (let i = 0; i < 10; i++) assert.equal((await request(`${proxy.url}/health`)).status, 200);
       assert.equal((await stats(proxy)).rate_limited, 1);
+    } finally {
+      await close();
+    }
+  });
+
+  test('without client keys the bucket is the address: a fresh bearer token on each request buys nothing', async () => {
+    const { proxy, close } = await rig({ RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_REQUESTS: '3', RATE_LIMIT_WINDOW: '60' });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 5; i++) {
+        const r = await json(`${proxy.url}/v1/chat/completions`, CHAT, { headers: { authorization: `Bearer sk-random-${i}-${Math.random()}` } });
+        statuses.push(r.status);
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
     } finally {
       await close();
     }

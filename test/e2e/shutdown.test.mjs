@@ -73,8 +73,12 @@ test('with SHUTDOWN_TIMEOUT=1 a 20 s stream does not hold the exit past about a 
     assert.ok(took >= 950 && took < 2500, `exited after ${took} ms`);
     const r = await s.done;
     assert.ok(!r.body.toString().includes('[DONE]'), 'the cut stream does not look complete');
+    const last = sseEvents(r.body).at(-1);
+    assert.equal(JSON.parse(last.data).error.code, 'draining', 'the stream says why it ended');
     const cut = logLines(proxy.logDir, 'proxy.log').find((l) => l.msg.startsWith('shutdown timeout'));
-    assert.equal(cut?.cut, 1);
+    assert.equal(cut?.in_flight, 1);
+    const [rec] = logLines(proxy.logDir, 'requests.log');
+    assert.equal(rec.error, 'draining', 'the request log says the proxy ended it, not the client or the upstream');
   } finally {
     await proxy.stop();
     await fake.close();
