@@ -150,6 +150,33 @@ export async function waitFor(check, ms = 2000) {
   }
 }
 
+/** The proxy's GET /stats, parsed. */
+export async function stats(proxy) {
+  return JSON.parse((await request(`${proxy.url}/stats`)).body);
+}
+
+/** The proxy's GET /health, parsed (its status code aside). */
+export async function health(proxy) {
+  return JSON.parse((await request(`${proxy.url}/health`)).body);
+}
+
+/**
+ * Polls /stats until `predicate(stats)` holds or `ms` pass; resolves the last stats seen,
+ * so the caller asserts on what it waited for (a wait that timed out then fails there).
+ */
+export async function waitForStats(proxy, predicate, ms = 2000) {
+  let last;
+  await waitFor(async () => predicate((last = await stats(proxy))), ms);
+  return last;
+}
+
+/** Polls /health until the breaker reports `state` or `ms` pass; resolves the last state seen. */
+export async function waitForBreaker(proxy, state, ms = 2000) {
+  let last;
+  await waitFor(async () => (last = (await health(proxy)).circuit_breaker.state) === state, ms);
+  return last;
+}
+
 /** The JSON lines of a log file in the proxy's LOG_DIR. */
 export function logLines(logDir, name) {
   const p = join(logDir, name);

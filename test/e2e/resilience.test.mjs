@@ -6,11 +6,9 @@ import net from 'node:net';
 import http from 'node:http';
 import { spawn, spawnSync } from 'node:child_process';
 import { startFakeUpstream } from '../../scripts/fake-upstream.mjs';
-import { startProxy, request, json, sseEvents, deadPort } from './helpers.mjs';
+import { startProxy, request, json, sseEvents, deadPort, waitFor, stats, health, waitForStats, waitForBreaker } from './helpers.mjs';
 
 const CHAT = { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }] };
-const stats = async (proxy) => JSON.parse((await request(`${proxy.url}/stats`)).body);
-const health = async (proxy) => JSON.parse((await request(`${proxy.url}/health`)).body);
 
 /** A fake and a proxy in front of it for one test. */
 async function rig(env = {}, fakeOpts = {}) {
@@ -290,11 +288,12 @@ describe('circuit breaker', () => {
       assert.equal(h.status, 200, 'an open breaker is reported, not a 503');
       console.log(`# breaker-open answer took ${took.toFixed(1)} ms`);
 
-      await new Promise((r) => setTimeout(r, 650));
+      // the open period (0.6 s) passes: /health works the state out from the time it is asked
+      assert.equal(await waitForBreaker(proxy, 'half_open'), 'half_open');
       // half-open: one probe goes through (held 300 ms by the upstream); others are refused meanwhile
       fake.fault({ action: 'slow', firstByteDelayMs: 300 });
       const probe = json(`${proxy.url}/v1/chat/completions`, CHAT);
-      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await waitFor(() => fake.stats.attempts === seen + 1), 'the probe reached the upstream');
       const other = await json(`${proxy.url}/v1/chat/completions`, CHAT);
       assert.equal(other.status, 503);
       assert.equal(JSON.parse(other.body).error.code, 'circuit_open');
@@ -312,7 +311,7 @@ describe('circuit breaker', () => {
     try {
       fake.fault({ action: 'close', times: 2 });
       assert.equal((await json(`${proxy.url}/v1/chat/completions`, CHAT)).status, 502);
-      await new Promise((r) => setTimeout(r, 350));
+      assert.equal(await waitForBreaker(proxy, 'half_open'), 'half_open');
       assert.equal((await json(`${proxy.url}/v1/chat/completions`, CHAT)).status, 502, 'the probe failed');
       const again = await json(`${proxy.url}/v1/chat/completions`, CHAT);
       assert.equal(JSON.parse(again.body).error.code, 'circuit_open');
@@ -383,9 +382,9 @@ describe('concurrency gate', () => {
     try {
       fake.fault({ action: 'slow', firstByteDelayMs: 300, times: 2 });
       const first = json(`${proxy.url}/v1/chat/completions`, CHAT);
-      await new Promise((r) => setTimeout(r, 50));
+      assert.equal((await waitForStats(proxy, (s) => s.queue.slots_in_use === 1)).queue.slots_in_use, 1, 'the first holds the one slot');
       const second = json(`${proxy.url}/v1/chat/completions`, CHAT);
-      await new Promise((r) => setTimeout(r, 50));
+      assert.equal((await waitForStats(proxy, (s) => s.queue.depth === 1)).queue.depth, 1, 'the second waits in the queue');
       const third = await json(`${proxy.url}/v1/chat/completions`, CHAT);
       assert.equal(third.status, 503);
       assert.equal(JSON.parse(third.body).error.code, 'queue_full');
