@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { startFakeUpstream } from '../../scripts/fake-upstream.mjs';
-import { startProxy, request, json, multipart, deadPort } from './helpers.mjs';
+import { startProxy, request, json, multipart, deadPort, waitForStats } from './helpers.mjs';
 
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 
@@ -135,7 +135,9 @@ for (const h2c of [false, true]) {
       const form = multipart({ purpose: 'batch' }, { name: 'big.bin', data });
       const pending = request(`${proxy.url}/v1/files`, { method: 'POST', headers: { 'content-type': form.contentType }, body: form.body });
       // the first connect is refused; the upstream comes up during the backoff (>= 320 ms)
-      await new Promise((r) => setTimeout(r, 100));
+      const s = await waitForStats(proxy, (st) => st.in_flight_by_phase.backoff === 1);
+      assert.equal(s.in_flight_by_phase.backoff, 1, 'the request is backing off');
+      assert.equal(s.upstream_attempts.connect_error, 1, 'after one refused connect');
       fake = await startFakeUpstream({ port, h2c });
       const up = await pending;
       assert.equal(up.status, 200, up.body.toString());

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startFakeUpstream } from '../../scripts/fake-upstream.mjs';
-import { startProxy, request, json, logLines, waitFor } from './helpers.mjs';
+import { startProxy, request, json, logLines, waitFor, waitForStats } from './helpers.mjs';
 
 const SECRET = 'sk-test-SECRET-4242-do-not-log';
 
@@ -133,7 +133,10 @@ test('METRICS_ENABLED=false: /metrics is 404; REQUEST_LOG_ENABLED=false: no requ
   try {
     assert.equal((await request(`${proxy.url}/metrics`)).status, 404);
     assert.equal((await request(`${proxy.url}/v1/models`)).status, 200);
-    await new Promise((r) => setTimeout(r, 50));
+    // the request is recorded (counted, and its log line, if any, handed to the log) when it ends
+    const s = await waitForStats(proxy, (st) => st.requests.total === 1);
+    assert.equal(s.requests.total, 1, 'the request was recorded');
+    assert.equal(s.request_log.enabled, false);
     assert.ok(!readdirSync(proxy.logDir).includes('requests.log'));
   } finally {
     await proxy.stop();
