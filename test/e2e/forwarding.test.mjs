@@ -216,11 +216,14 @@ for (const protocol of ['http/1.1', 'h2c']) {
     test('a client that leaves while the upstream is still thinking aborts it too', async () => {
       fake.fault({ action: 'hang' });
       const aborts = fake.stats.clientAborts;
+      const attempts = fake.stats.attempts;
       const req = http.request(`${proxy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } });
       req.on('error', () => {});
       req.end(JSON.stringify({ model: 'fake-model', messages: [] }));
-      await waitFor(() => fake.stats.lastRequest?.path === '/v1/chat/completions' && fake.stats.attempts > 0, 1000);
-      await new Promise((r) => setTimeout(r, 50));
+      // "thinking": this request reached the fake and its body was read (bodyBytes is filled in
+      // then), so the fake now hangs on it
+      const thinking = await waitFor(() => fake.stats.attempts === attempts + 1 && fake.stats.lastRequest?.path === '/v1/chat/completions' && fake.stats.lastRequest.bodyBytes > 0, 1000);
+      assert.ok(thinking, 'the upstream has the request and is holding it');
       req.destroy();
       assert.ok(await waitFor(() => fake.stats.clientAborts > aborts, 1000));
     });

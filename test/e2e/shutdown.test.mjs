@@ -9,13 +9,16 @@ import { startProxy, sseEvents, logLines, waitFor } from './helpers.mjs';
 
 const STREAM = JSON.stringify({ model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hi' }] });
 
-/** Starts a streamed chat completion; resolves { status, body, complete } when it ends. */
+/**
+ * Starts a streamed chat completion: `firstByte` resolves when its first bytes arrive,
+ * `received()` is what arrived so far, `done` resolves { status, body, complete } when it ends.
+ */
 function streamRequest(url, chunks, delayMs) {
   let started;
   const firstByte = new Promise((r) => (started = r));
+  const parts = [];
   const done = new Promise((resolve) => {
     const req = http.request(`${url}/v1/chat/completions`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'x-fake-chunks': String(chunks), 'x-fake-chunk-delay-ms': String(delayMs) } }, (res) => {
-      const parts = [];
       res.on('data', (c) => (parts.push(c), started()));
       res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(parts), complete: true }));
       res.on('error', () => resolve({ status: res.statusCode, body: Buffer.concat(parts), complete: false }));
@@ -23,16 +26,16 @@ function streamRequest(url, chunks, delayMs) {
     req.on('error', () => resolve({ status: 0, body: Buffer.alloc(0), complete: false }));
     req.end(STREAM);
   });
-  return { firstByte, done };
+  return { firstByte, done, received: () => Buffer.concat(parts).toString('utf8') };
 }
 
-test('a 3 s stream survives a SIGTERM sent at 0.5 s, complete; then the process exits 0', async () => {
+test('a 3 s stream survives a SIGTERM sent mid-stream (at its fifth token, 0.5 s in), complete; then the process exits 0', async () => {
   const fake = await startFakeUpstream();
   const proxy = await startProxy({ UPSTREAM_URL: fake.url, SHUTDOWN_TIMEOUT: '10' });
   try {
     const s = streamRequest(proxy.url, 30, 100);
     await s.firstByte;
-    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(await waitFor(() => s.received().includes('tok4'), 2000), 'five tokens relayed before the signal');
     const t0 = performance.now();
     proxy.proc.kill('SIGTERM');
     await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 2000);
@@ -121,7 +124,8 @@ test('a second signal exits at once', async () => {
     await s.firstByte;
     const t0 = performance.now();
     proxy.proc.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 100));
+    // the second signal must come after the first was taken: the proxy said it is draining
+    assert.ok(await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 1000), 'draining after SIGTERM');
     proxy.proc.kill('SIGINT');
     const { code } = await proxy.exited;
     assert.notEqual(code, 0, 'a forced exit is not a clean one');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
 import { randomBytes, createHash } from 'node:crypto';
-import { startProxy, request } from './helpers.mjs';
+import { startProxy, request, waitFor } from './helpers.mjs';
 
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 
@@ -239,7 +239,7 @@ describe('POOL_SIZE caps the connections to the upstream', () => {
     try {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 10 });
       const slow = request(`${proxy.url}/v1/models`, { agent });
-      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await waitFor(() => up.state.requests.length === 1), 'the slow request holds the only connection');
       const queued = request(`${proxy.url}/v1/models`, { agent }); // waits behind the slow one
       const [a, b] = await Promise.all([slow, queued]);
       assert.deepEqual([a.status, JSON.parse(a.body).n], [200, 1]);
@@ -255,8 +255,9 @@ describe('POOL_SIZE caps the connections to the upstream', () => {
         setTimeout(() => sock.write('n'), 2000);
         setTimeout(() => sock.write('g'), 3000);
       };
+      const before = up.state.requests.length;
       const long = request(`${proxy.url}/v1/models`, { agent });
-      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(await waitFor(() => up.state.requests.length === before + 1), 'the long answer holds the only connection');
       const starved = await request(`${proxy.url}/v1/models`, { agent });
       assert.equal(starved.status, 504);
       assert.equal(JSON.parse(starved.body).error.code, 'upstream_timeout');
