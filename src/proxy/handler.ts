@@ -167,7 +167,7 @@ export class ProxyHandler {
       const result = await tunnelWebSocket(req, socket, head, {
         target: this.target,
         path: this.target.basePath + rec.path,
-        headers: toUpstreamHeaders(req.headers, this.forwardContext(rec, admission.keysOn, false)), // a tunnel is always HTTP/1.1
+        headers: toUpstreamHeaders(req.headers, this.forwardContext(req, rec, admission.keysOn, false)), // a tunnel is always HTTP/1.1
         connectTimeoutMs: config.connectTimeoutMs,
         clock,
         life,
@@ -213,7 +213,7 @@ export class ProxyHandler {
     const upstreamReq: UpstreamRequest = {
       method: rec.method,
       path: this.target.basePath + rec.path,
-      headers: toUpstreamHeaders(req.headers, this.forwardContext(rec, keysOn, this.p.config.upstreamHttp2)),
+      headers: toUpstreamHeaders(req.headers, this.forwardContext(req, rec, keysOn, this.p.config.upstreamHttp2)),
       body,
     };
     let holdingRetry = false;
@@ -338,9 +338,11 @@ export class ProxyHandler {
   }
 
   /** Header hygiene for both the forwarded request and the tunnel's handshake: one context, one function. */
-  private forwardContext(rec: Rec, keysOn: boolean, http2: boolean): ForwardContext {
+  private forwardContext(req: IncomingMessage, rec: Rec, keysOn: boolean, http2: boolean): ForwardContext {
     const { config } = this.p;
-    return { clientIp: rec.client, trustProxy: config.trustProxy, requestId: rec.requestId, upstreamHost: this.target.host, http2, credentials: credentialPolicy(config, keysOn) };
+    // X-Forwarded-For gets the peer this proxy heard from (behind a trusted balancer, the
+    // balancer), never the client address already taken from the chain: that would repeat it
+    return { clientIp: req.socket.remoteAddress ?? 'unknown', trustProxy: config.trustProxy, requestId: rec.requestId, upstreamHost: this.target.host, http2, credentials: credentialPolicy(config, keysOn) };
   }
 
   private record(req: IncomingMessage): Rec {
