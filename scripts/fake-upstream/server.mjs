@@ -8,7 +8,7 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
-import { LOOPBACK, createState, resetStatsInPlace, resolveOptions } from './state.mjs';
+import { createState, resetStatsInPlace, resolveOptions } from './state.mjs';
 import { normalizeFault } from './faults.mjs';
 import { handleRequest } from './request-handler.mjs';
 import { handleUpgrade } from './ws-echo-server.mjs';
@@ -103,7 +103,7 @@ export async function startFakeUpstream(opts = {}) {
   /** @type {Promise<void>|null} */
   let closing = null;
   return {
-    url: `http://${LOOPBACK}:${port}`,
+    url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
     port,
     h2c: config.h2c,
     stats: state.stats,

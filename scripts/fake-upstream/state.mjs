@@ -8,6 +8,8 @@
 import { sha256Hex } from './request-input.mjs';
 
 export const LOOPBACK = '127.0.0.1';
+/** The IPv6 loopback, for tests of an upstream written as an IPv6 literal (`http://[::1]:port`). */
+export const LOOPBACK6 = '::1';
 
 /**
  * @typedef {object} LastRequest
@@ -30,7 +32,7 @@ export const LOOPBACK = '127.0.0.1';
  *
  * @typedef {object} FakeUpstreamOptions
  * @property {number} [port]          0 = pick a free port.
- * @property {string} [host]          Must be '127.0.0.1'.
+ * @property {string} [host]          '127.0.0.1' (default) or '::1': loopback only.
  * @property {boolean} [h2c]          Serve cleartext HTTP/2 instead of HTTP/1.1.
  * @property {number} [chunks]        Default number of streamed chunks (default 5).
  * @property {number} [chunkDelayMs]  Default delay between streamed chunks (default 10).
@@ -43,7 +45,7 @@ export const LOOPBACK = '127.0.0.1';
  */
 export function resolveOptions(opts) {
   const host = opts.host ?? LOOPBACK;
-  if (host !== LOOPBACK) throw new RangeError(`fake-upstream only listens on ${LOOPBACK}, not ${host}`);
+  if (host !== LOOPBACK && host !== LOOPBACK6) throw new RangeError(`fake-upstream only listens on ${LOOPBACK} or ${LOOPBACK6}, not ${host}`);
   const port = opts.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port: ${port}`);
   const chunks = opts.chunks ?? 5;
