@@ -243,3 +243,19 @@ test('event-loop lag is the mean delay beyond the 20 ms sampling interval, 0 wit
   assert.equal(meanLagSeconds(10, 19e6), 0, 'timer jitter below the interval is not negative lag');
   assert.equal(meanLagSeconds(10, 45e6), 0.025);
 });
+
+test('queue depth and lost request-log lines are read at scrape time from their owners', () => {
+  const registry = new Registry();
+  const src = { depth: 3, dropped: 0 };
+  new ProxyMetrics(registry, {}, { queueDepth: () => src.depth, requestLogDropped: () => src.dropped });
+  let text = registry.render();
+  assert.deepEqual(samples(text, 'openai_proxy_queue_depth'), ['openai_proxy_queue_depth 3']);
+  assert.deepEqual(samples(text, 'openai_proxy_request_log_dropped_total'), ['openai_proxy_request_log_dropped_total 0']);
+  src.depth = 0;
+  src.dropped = 7;
+  text = registry.render();
+  assert.deepEqual(samples(text, 'openai_proxy_queue_depth'), ['openai_proxy_queue_depth 0']);
+  assert.deepEqual(samples(text, 'openai_proxy_request_log_dropped_total'), ['openai_proxy_request_log_dropped_total 7']);
+  registry.render();
+  assert.deepEqual(samples(registry.render(), 'openai_proxy_request_log_dropped_total'), ['openai_proxy_request_log_dropped_total 7'], 'counted once, not per scrape');
+});

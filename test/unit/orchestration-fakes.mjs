@@ -58,6 +58,17 @@ export class FakeClock {
     return true;
   }
 
+  /** Moves time on by `ms`, firing in order every timer that falls due on the way. */
+  advance(ms) {
+    const until = this.t + ms;
+    for (;;) {
+      const due = this.timers.filter((e) => e.live && e.at <= until);
+      if (due.length === 0) break;
+      this.fireNext();
+    }
+    this.t = until;
+  }
+
   /** Live timers of one owner. */
   pending(owner = 'proxy') {
     return this.timers.filter((e) => e.live && e.owner === owner).length;
