@@ -186,6 +186,10 @@ export class ProxyHandler {
         rec.status = result.status;
         if (life.endedBy === 'shutdown') rec.error = 'draining';
       } else if (life.ended) {
+        if (life.endedBy === 'deadline') {
+          telemetry.attempt('timeout', 'no handshake answer before TIMEOUT');
+          t.failure();
+        }
         this.endedEarly(rec, life.endedBy!, reply, rateHeaders, () => socket.destroy());
       } else {
         telemetry.attempt(result.failure, result.message);

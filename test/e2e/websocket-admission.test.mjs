@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeUpstream, wsConnect } from '../../scripts/fake-upstream.mjs';
-import { startProxy, json, request, logLines, waitFor } from './helpers.mjs';
+import { startProxy, json, request, logLines, waitFor, deadPort } from './helpers.mjs';
 
 const CHAT = { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }] };
 const wsUrl = (proxy) => `ws://127.0.0.1:${proxy.port}/v1/realtime?model=fake-model`;
@@ -112,6 +112,36 @@ test('an upstream refusing the handshake: its answer passes unchanged', async ()
     assert.equal(r.status, 403);
     assert.equal(r.error.message, 'not for you');
   } finally {
+    await proxy.stop();
+    await fake.close();
+  }
+});
+
+test('an upstream that cannot be reached, that drops the handshake, or never answers it: 503, 502, 504 on the socket, each in the record', async () => {
+  const fake = await startFakeUpstream();
+  const dead = await startProxy({ UPSTREAM_URL: `http://127.0.0.1:${await deadPort()}`, RATE_LIMIT_ENABLED: 'false' });
+  const proxy = await startProxy({ UPSTREAM_URL: fake.url, RATE_LIMIT_ENABLED: 'false', TIMEOUT: '0.5', CIRCUIT_BREAKER_THRESHOLD: '10' });
+  try {
+    const unreachable = await refused(wsUrl(dead));
+    assert.equal(unreachable.status, 503);
+    assert.equal(unreachable.error.code, 'upstream_unreachable');
+    assert.equal(unreachable.headers['x-should-retry'], 'false');
+    fake.fault({ action: 'close' });
+    const dropped = await refused(wsUrl(proxy));
+    assert.equal(dropped.status, 502);
+    assert.equal(dropped.error.code, 'upstream_protocol_error');
+    fake.fault({ action: 'hang' });
+    const t0 = performance.now();
+    const silent = await refused(wsUrl(proxy));
+    assert.equal(silent.status, 504);
+    assert.ok(performance.now() - t0 < 3000);
+    await waitFor(() => logLines(proxy.logDir, 'requests.log').length === 2);
+    assert.deepEqual(logLines(proxy.logDir, 'requests.log').map((r) => [r.status, r.error]), [[502, 'upstream_protocol_error'], [504, 'upstream_timeout']]);
+    const s = JSON.parse((await request(`${proxy.url}/stats`)).body);
+    assert.equal(s.upstream_attempts.reset, 1);
+    assert.equal(s.upstream_attempts.timeout, 1);
+  } finally {
+    await dead.stop();
     await proxy.stop();
     await fake.close();
   }
