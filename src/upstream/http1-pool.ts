@@ -51,7 +51,8 @@ export class Http1Pool {
   private readonly now: Clock['now'];
   private readonly timer: Clock['timer'];
   private readonly idleMs: number;
-  private sweeper: NodeJS.Timeout | null = null;
+  /** Cancels the armed sweep; null while no connection is idle. */
+  private sweeper: (() => void) | null = null;
   private tlsSession: Buffer | null = null;
   private closing = false;
   /** Connections open or opening. */
@@ -134,7 +135,7 @@ export class Http1Pool {
   /** Closes the idle connections; waiting and later requests are told the pool is closed. */
   close(): void {
     this.closing = true;
-    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper?.();
     for (const conn of this.idle.splice(0)) this.retire(conn);
     for (const w of this.waiters.splice(0)) w.onPoolClosed();
   }
@@ -187,17 +188,15 @@ export class Http1Pool {
     if (counted) this.serveWaiter();
   };
 
-  /** Closes idle connections past their time, so they are not kept open for nothing. */
-  private startSweeper(): NodeJS.Timeout {
-    const t = setInterval(() => {
-      const now = this.now();
-      for (const conn of this.idle.filter((c) => now - c.idleSince >= c.idleLimitMs)) this.retire(conn);
-      if (this.idle.length === 0) {
-        clearInterval(t);
-        this.sweeper = null;
-      }
-    }, Math.max(250, this.idleMs / 2));
-    t.unref();
-    return t;
+  /** Closes idle connections past their time, so they are not kept open for nothing (on the injected timer). */
+  private startSweeper(): () => void {
+    return this.timer(Math.max(250, this.idleMs / 2), this.sweep);
   }
+
+  private readonly sweep = (): void => {
+    this.sweeper = null;
+    const now = this.now();
+    for (const conn of this.idle.filter((c) => now - c.idleSince >= c.idleLimitMs)) this.retire(conn);
+    if (this.idle.length > 0) this.sweeper = this.startSweeper();
+  };
 }

@@ -64,8 +64,9 @@ async function startServer(handler = (socket, _req, info) => socket.write(okResp
 }
 
 /**
- * A pool on `port` whose clock is `clock.t`, moved by hand, and whose connect timers are
- * recorded in `timers` ({ ms, fire(), cancelled }) and fire only when a test says so.
+ * A pool on `port` whose clock is `clock.t`, moved by hand, and whose timers (connect
+ * timeouts, the idle sweep) are recorded in `timers` ({ ms, fire(), cancelled }) and fire
+ * only when a test says so.
  */
 function makePool(port, opts = {}) {
   const clock = { t: 1000 };
@@ -210,6 +211,23 @@ test('an idle connection past idleTimeoutMs is not reused', { timeout: 5000 }, a
   await closed(first.conn);
   assert.equal(pool.size, 1);
   assert.equal(pool.idleCount, 1);
+});
+
+test('the idle sweep runs on the injected timer: it closes what outlived its idle time and stops when nothing is idle', { timeout: 5000 }, async () => {
+  const server = await startServer();
+  const { pool, clock, timers } = makePool(server.port, { idleTimeoutMs: 4000, connectTimeoutMs: 1500 });
+  const first = await roundTrip(pool);
+  const sweeps = () => timers.filter((t) => t.ms === 2000 && !t.cancelled);
+  assert.equal(sweeps().length, 1, 'one sweep armed once a connection is idle');
+  clock.t += 2000;
+  sweeps()[0].fire();
+  assert.equal(first.conn.socket.destroyed, false, 'still within its idle time');
+  assert.equal(sweeps().length, 2, 'armed again while something is idle');
+  clock.t += 2000;
+  sweeps()[1].fire();
+  assert.equal(first.conn.socket.destroyed, true, 'closed once its 4 s are up');
+  assert.equal(pool.idleCount, 0);
+  assert.equal(timers.filter((t) => t.ms === 2000).length, 2, 'nothing idle: no further sweep');
 });
 
 test('an expired idle connection under a cap of one makes way for a new one', { timeout: 5000 }, async () => {
@@ -390,8 +408,9 @@ test('a connection that connected in time outlives its connect timeout', { timeo
   const { pool, timers } = makePool(server.port, { connectTimeoutMs: 150 });
   const first = await roundTrip(pool);
   assert.equal(first.conn.connected, true, first.broken?.message);
-  assert.deepEqual(timers.map((t) => [t.ms, t.cancelled]), [[150, true]], 'the connect cancelled its timer');
-  timers[0].fire(); // had it not been cancelled, this would kill the connection
+  const connects = timers.filter((t) => t.ms === 150);
+  assert.deepEqual(connects.map((t) => [t.ms, t.cancelled]), [[150, true]], 'the connect cancelled its timer');
+  connects[0].fire(); // had it not been cancelled, this would kill the connection
   assert.equal(first.conn.socket.destroyed, false);
   const second = await roundTrip(pool);
   assert.equal(second.conn, first.conn);
