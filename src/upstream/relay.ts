@@ -3,16 +3,20 @@
  * honestly. Server-sent events are passed whole: bytes of an event that has not ended yet
  * are held until its blank line arrives (upstreams write whole events, so this delays
  * nothing), so that when the upstream breaks mid-stream the client gets the complete events
- * so far, then one `data: {"error":...}` event and no `[DONE]`: a cut answer never looks
- * complete and never ends in half an event. A non-SSE body that breaks is cut (the client
- * sees it incomplete). Silence longer than the idle timeout counts as a break. A client
- * that leaves aborts the upstream request at once, so the model stops generating.
+ * so far, then one error event in the endpoint's own shape (stream-error-event.ts) and no
+ * `[DONE]`, and then the connection is cut without the terminating chunk: SDKs that read
+ * the error event raise it, and those that only watch the transport (the Vercel AI SDK)
+ * see a failed response instead of a clean end. A cut answer never looks complete and
+ * never ends in half an event. A non-SSE body that breaks is cut (the client sees it
+ * incomplete). Silence longer than the idle timeout counts as a break. A client that
+ * leaves aborts the upstream request at once, so the model stops generating.
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { BodySink } from './body-channel.js';
 import type { UpstreamResponse } from './transport.js';
 import { toClientHeaders } from '../http/headers.js';
+import { streamErrorEvent } from './stream-error-event.js';
 
 export type RelayOutcome = 'complete' | 'upstream_broken' | 'idle_timeout' | 'client_gone';
 
@@ -48,10 +52,6 @@ export function lastEventEnd(buf: Buffer): number {
 /** Bound on a held partial event: a peer that never ends an event cannot grow our memory. */
 const MAX_HELD_BYTES = 1 << 20;
 
-export function brokenStreamEvent(message: string, code: string): string {
-  return `data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code } })}\n\n`;
-}
-
 export function relayResponse(up: UpstreamResponse, res: ServerResponse, opts: RelayOptions): Promise<RelayResult> {
   const contentType = up.headers['content-type'];
   const sse = typeof contentType === 'string' && contentType.toLowerCase().startsWith('text/event-stream');
@@ -76,6 +76,8 @@ class Relay implements BodySink {
   private bytesOut = 0;
   /** The start of an SSE event whose end has not arrived yet. */
   private held: Buffer | null = null;
+  /** The last bytes written: whole events on an SSE stream (a broken Responses stream numbers its error event after them). */
+  private lastWritten: Buffer | null = null;
   private settled = false;
   private readonly idle: NodeJS.Timeout;
 
@@ -138,6 +140,7 @@ class Relay implements BodySink {
 
   private write(chunk: Buffer): void {
     this.bytesOut += chunk.length;
+    this.lastWritten = chunk;
     if (!this.res.write(chunk)) this.up.body.pause();
   }
 
@@ -164,13 +167,16 @@ class Relay implements BodySink {
       up.abort();
       if (this.sse && !res.destroyed) {
         const why = outcome === 'idle_timeout' ? `the upstream sent nothing for ${opts.idleTimeoutMs} ms` : 'the upstream broke the stream';
-        const ev = brokenStreamEvent(`Stream ended early: ${why}. The answer is incomplete.`, outcome === 'idle_timeout' ? 'upstream_timeout' : 'upstream_stream_broken');
-        this.bytesOut += ev.length;
-        res.end(ev);
+        const ev = streamErrorEvent(res.req?.url ?? '', this.lastWritten, `Stream ended early: ${why}. The answer is incomplete.`, outcome === 'idle_timeout' ? 'upstream_timeout' : 'upstream_stream_broken');
+        this.bytesOut += Buffer.byteLength(ev);
+        // no terminating chunk: once the event is out the connection is cut, so a client that
+        // reads only the transport sees a failure too (a clean end read as complete there)
+        res.write(ev, () => res.destroy());
       } else {
         res.destroy();
       }
     }
+    this.lastWritten = null;
     this.resolve({ outcome, bytesOut: this.bytesOut, sse: this.sse });
   }
 }
