@@ -204,10 +204,10 @@ for (const protocol of ['http/1.1', 'h2c']) {
       const via = await json(`${proxy.url}/v1/responses`, { model: 'fake-model', stream: true, input: 'hi' }, { headers: { 'x-fake-chunks': '10' } });
       assert.equal(via.status, 200);
       const events = sseEvents(via.body);
-      assert.deepEqual(events.map((e) => e.event), ['response.created', 'response.in_progress', 'response.output_text.delta', 'response.output_text.delta', 'error']);
-      assert.deepEqual(events.map((e) => JSON.parse(e.data).sequence_number), [0, 1, 2, 3, 4]);
-      const err = JSON.parse(events[4].data);
-      assert.deepEqual(err, { type: 'error', code: 'upstream_stream_broken', message: err.message, param: null, sequence_number: 4 });
+      assert.deepEqual(events.map((e) => e.event), ['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added', 'response.output_text.delta', 'response.output_text.delta', 'error']);
+      assert.deepEqual(events.map((e) => JSON.parse(e.data).sequence_number), [0, 1, 2, 3, 4, 5, 6]);
+      const err = JSON.parse(events.at(-1).data);
+      assert.deepEqual(err, { type: 'error', code: 'upstream_stream_broken', message: err.message, param: null, sequence_number: 6 });
       assert.equal(via.complete, false);
     });
 

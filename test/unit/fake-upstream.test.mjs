@@ -189,6 +189,25 @@ test('h1: a chat request with tools gets a tool call, whole and streamed as vLLM
   assert.deepEqual(chunks.at(-1).usage, { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 });
 });
 
+test('h1: a responses stream follows OpenAI\'s event order, numbered from 0, and ends in response.completed', async (t) => {
+  const fake = await startFakeUpstream({ chunkDelayMs: 1 });
+  t.after(() => fake.close());
+  const res = await postJson(`${fake.url}/v1/responses`, { model: 'fake-model', input: 'one two', stream: true }, { 'x-fake-chunks': '2' });
+  const events = res.body.toString().split('\n\n').filter(Boolean).map((e) => {
+    const [name, data] = e.split('\n');
+    return { name: name.slice('event: '.length), data: JSON.parse(data.slice('data: '.length)) };
+  });
+  assert.deepEqual(events.map((e) => e.name), [
+    'response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added',
+    'response.output_text.delta', 'response.output_text.delta',
+    'response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed',
+  ]);
+  assert.ok(events.every((e, i) => e.data.type === e.name && e.data.sequence_number === i));
+  assert.equal(events[2].data.item.status, 'in_progress');
+  assert.equal(events[8].data.item.content[0].text, 'tok0 tok1 ');
+  assert.deepEqual(events.at(-1).data.response.usage, { input_tokens: 2, output_tokens: 2, total_tokens: 4 });
+});
+
 test('h1: multipart file upload then byte-exact download; transcription hashes', async (t) => {
   const fake = await startFakeUpstream();
   t.after(() => fake.close());
@@ -425,7 +444,7 @@ test('h2c: a reset fault resets the stream after afterChunks chunks', async (t) 
   assert.equal(err.code, 'ERR_HTTP2_STREAM_ERROR');
   assert.deepEqual(
     text.match(/^event: .*$/gm),
-    ['event: response.created', 'event: response.in_progress', 'event: response.output_text.delta'],
+    ['event: response.created', 'event: response.in_progress', 'event: response.output_item.added', 'event: response.content_part.added', 'event: response.output_text.delta'],
   );
 });
 
