@@ -47,7 +47,7 @@ export function ensureClients(dir = compatDir()) {
   // --loglevel=error: the engines warnings are reported once, by the suite (see docs/clients.md)
   const ci = npm(['ci', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error']);
   if (ci.status !== 0) {
-    const out = `${ci.stdout ?? ''}${ci.stderr ?? ''}${ci.error ? String(ci.error) : ''}`.trim();
+    const out = `${ci.stdout ?? ''}${ci.stderr ?? ''}${ci.error ? String(ci.error) : ''}`.trim().split('\n').slice(0, 12).join('\n');
     const ping = npm(['ping', '--prefix', dir], { timeout: 30_000 });
     if (ping.status !== 0) return { status: 'skip', dir, message: `the npm registry cannot be reached (npm ping failed), so the pinned clients cannot be installed:\n${out}` };
     return { status: 'fail', dir, message: `npm ci of the pinned clients failed although the registry answers:\n${out}` };
