@@ -75,7 +75,7 @@ function renderTable(rows, pkgs) {
       const r = get(client, 'upstream_down', { setting, phase });
       if (!r) return '?';
       const wait = r.waitedS > 0 ? `, ${r.waitedS >= 10 ? Math.round(r.waitedS) : r.waitedS.toFixed(1)} s of backoff` : '';
-      return `${r.requests} request${r.requests === 1 ? '' : 's'}${wait}`;
+      return `${r.requests} request${r.requests === 1 ? '' : 's'} (${r.upstreamAttempts} upstream attempt${r.upstreamAttempts === 1 ? '' : 's'})${wait}`;
     };
     return `default: ${cell('default')}; maxRetries 0: ${cell('maxRetries: 0')}`;
   };

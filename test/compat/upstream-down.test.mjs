@@ -76,6 +76,7 @@ describe('the upstream is down', { concurrency: 4 }, () => {
             assert.equal(requests, expected, `${a.name} sent ${requests} requests for one call (expected ${expected}: update docs/clients.md if a client changed)`);
             const waitedS = out.waitsMs.reduce((n, ms) => n + ms, 0) / 1000;
             if (setting !== 'default') assert.equal(waitedS, 0, 'no backoff without retries');
+            assert.equal(out.waitsMs.length, requests - 1, 'one backoff before each retry, nothing else counted as one');
             // openai and Vercel wait exactly what Retry-After says while the breaker is open
             if (setting === 'default' && phase === 'open' && a.name !== 'langchain') {
               assert.deepEqual(out.waitsMs, out.calls.slice(0, -1).map((x) => Number(x.retryAfter) * 1000), 'each wait is the Retry-After of the answer before it');
