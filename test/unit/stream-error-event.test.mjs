@@ -50,6 +50,7 @@ test('the sequence number is read from the key, never from text that only looks 
   assert.equal(lastSequenceNumber(buf('{"sequence_number":12}\n\n{"delta":"x","sequence_number" :\t40}\n\n')), 40);
   assert.equal(lastSequenceNumber(buf('{"sequence_number":5}{"sequence_number":"x"}')), 5);
   assert.equal(lastSequenceNumber(buf('{"seq":1}')), null);
+  assert.equal(lastSequenceNumber(buf('"sequence_number":"x"')), null, 'a key with no number, first in the buffer');
   assert.equal(lastSequenceNumber(null), null);
 });
 
