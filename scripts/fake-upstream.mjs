@@ -3,7 +3,8 @@
  * fake-upstream.mjs: a dependency-free, OpenAI-compatible fake LLM server.
  *
  * The demo, the end-to-end tests and the benchmark of the proxy talk to it
- * instead of a real model server. Answers are deterministic, streams are paced
+ * instead of a real model server. Answers are deterministic (a request with
+ * `tools` gets a tool call, streamed as vLLM streams it), streams are paced
  * by timers, and a FIFO queue of faults (close, status, hang, reset, slow)
  * lets a test script exactly how the next requests fail. Counters in `stats`
  * let tests see what reached the upstream: retries, aborts, connection reuse.

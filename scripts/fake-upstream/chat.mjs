@@ -4,13 +4,15 @@
  * Both answer the same generated text, whole or streamed as SSE chunks ending
  * in `data: [DONE]`, with a usage chunk first when `stream_options.include_usage`
  * asks for it. They differ only in ids, object names, the shape of a choice and
- * how the prompt is counted: one `CompletionKind` each.
+ * how the prompt is counted: one `CompletionKind` each. A chat request with
+ * `tools` gets a tool call instead of text (tools.mjs).
  */
 import { sendJson } from './answers.mjs';
 import { requireModel } from './models.mjs';
 import { chunkCount, sendSse, sseData } from './sse.mjs';
 import { nextId, nowSeconds } from './state.mjs';
 import { countContentWords, countPromptTokens, tokenPieces } from './tokens.mjs';
+import { chosenTool, fragments, toolCall, toolCallChoice, toolCallChunkChoices } from './tools.mjs';
 
 /** @typedef {import('./context.mjs').Ctx} Ctx */
 
@@ -64,26 +66,35 @@ const LEGACY = {
 function complete(ctx, kind) {
   const body = ctx.json;
   const model = requireModel(body);
-  const pieces = tokenPieces(chunkCount(ctx));
+  const tool = kind === CHAT ? chosenTool(body) : null;
+  const n = nextId(ctx.state);
+  const call = tool ? toolCall(tool, n) : null;
+  const pieces = call ? fragments(call.arguments, chunkCount(ctx)) : tokenPieces(chunkCount(ctx));
   const promptTokens = kind.promptTokens(body);
   const usage = { prompt_tokens: promptTokens, completion_tokens: pieces.length, total_tokens: promptTokens + pieces.length };
-  const id = `${kind.idPrefix}-${nextId(ctx.state)}`;
+  const id = `${kind.idPrefix}-${n}`;
   const created = nowSeconds();
   /** @param {string} object */
   const envelope = (object) => ({ id, object, created, model, system_fingerprint: 'fp_fake' });
 
   if (body.stream !== true) {
-    return sendJson(ctx, 200, { ...envelope(kind.object), choices: [kind.choice(pieces.join(''))], usage });
+    const choice = call ? toolCallChoice(call) : kind.choice(pieces.join(''));
+    return sendJson(ctx, 200, { ...envelope(kind.object), choices: [choice], usage });
   }
 
   const includeUsage = body.stream_options?.include_usage === true;
   /** @param {object[]} choices @param {object} [extra] */
   const chunk = (choices, extra = {}) =>
     sseData({ ...envelope(kind.chunkObject), choices, ...(includeUsage ? { usage: null } : {}), ...extra });
+  const usageTail = includeUsage ? [chunk([], { usage })] : [];
+  if (call) {
+    // role and the opened call at once, each argument fragment paced like a token, then the finish
+    const [role, opened, ...rest] = toolCallChunkChoices(call, pieces).map((c) => chunk([c]));
+    const finish = /** @type {string} */ (rest.pop());
+    return sendSse(ctx, { head: [role, opened], body: rest, tail: [finish, ...usageTail, 'data: [DONE]\n\n'] });
+  }
   const events = pieces.map((piece, i) => chunk([kind.chunkChoice(piece, i === 0, i === pieces.length - 1)]));
-  const tail = includeUsage ? [chunk([], { usage })] : [];
-  tail.push('data: [DONE]\n\n');
-  return sendSse(ctx, { body: events, tail });
+  return sendSse(ctx, { body: events, tail: [...usageTail, 'data: [DONE]\n\n'] });
 }
 
 /** @param {Ctx} ctx */

@@ -1,9 +1,12 @@
 /**
  * responses.mjs: POST /v1/responses, whole or as the Responses API event stream.
  *
- * The stream is `response.created`, `response.in_progress`, one
- * `response.output_text.delta` per piece, then `response.output_text.done` and
- * `response.completed`, each event named and numbered in order.
+ * The stream is OpenAI's order: `response.created`, `response.in_progress`,
+ * `response.output_item.added`, `response.content_part.added`, one
+ * `response.output_text.delta` per piece, then `response.output_text.done`,
+ * `response.content_part.done`, `response.output_item.done` and
+ * `response.completed`, each event named and numbered in order. (Clients that
+ * assemble the answer from the item events, such as the Vercel AI SDK, need them.)
  */
 import { sendJson } from './answers.mjs';
 import { requireModel } from './models.mjs';
@@ -62,14 +65,19 @@ export function responses(ctx) {
   const event = (type, payload) =>
     `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...payload })}\n\n`;
   const where = { item_id: itemId, output_index: 0, content_index: 0 };
+  const part = (/** @type {string} */ t) => ({ type: 'output_text', text: t, annotations: [] });
   // Built in order so sequence numbers increase along the stream.
   const head = [
     event('response.created', { response: response('in_progress', [], null) }),
     event('response.in_progress', { response: response('in_progress', [], null) }),
+    event('response.output_item.added', { output_index: 0, item: { ...message, status: 'in_progress', content: [] } }),
+    event('response.content_part.added', { ...where, part: part('') }),
   ];
   const deltas = pieces.map((delta) => event('response.output_text.delta', { ...where, delta }));
   const tail = [
     event('response.output_text.done', { ...where, text }),
+    event('response.content_part.done', { ...where, part: part(text) }),
+    event('response.output_item.done', { output_index: 0, item: message }),
     event('response.completed', { response: response('completed', [message], usage) }),
   ];
   return sendSse(ctx, { head, body: deltas, tail });

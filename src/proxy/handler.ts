@@ -194,7 +194,7 @@ export class ProxyHandler {
     life.answerBegan(this.p.config.timeoutMs);
     rec.status = up.status;
     const meter = usageMeter(up.status, up.headers);
-    const relayed = await relayResponse(up, res, { requestId: rec.requestId, idleTimeoutMs: this.p.config.timeoutMs, ...(rateHeaders ? { extraHeaders: rateHeaders } : {}), ...(meter ? { onChunk: meter } : {}) }, life);
+    const relayed = await relayResponse(up, res, { requestId: rec.requestId, path: rec.path, idleTimeoutMs: this.p.config.timeoutMs, ...(rateHeaders ? { extraHeaders: rateHeaders } : {}), ...(meter ? { onChunk: meter } : {}) }, life);
     rec.stream = relayed.sse;
     rec.bytesOut = relayed.bytesOut;
     if (relayed.sse) this.p.telemetry.streamEnded(relayed.outcome);

@@ -3,9 +3,12 @@
  * honestly. Server-sent events are passed whole: bytes of an event that has not ended yet
  * are held until its blank line arrives (upstreams write whole events, so this delays
  * nothing), so that when the upstream breaks mid-stream the client gets the complete events
- * so far, then one `data: {"error":...}` event and no `[DONE]`: a cut answer never looks
- * complete and never ends in half an event. A non-SSE body that breaks is cut (the client
- * sees it incomplete).
+ * so far, then one error event in the endpoint's own shape (stream-error-event.ts) and no
+ * `[DONE]`, and then the connection is cut without the terminating chunk: SDKs that read
+ * the error event raise it, and those that only watch the transport (the Vercel AI SDK)
+ * see a failed response instead of a clean end. A cut answer never looks complete and
+ * never ends in half an event. A non-SSE body that breaks is cut (the client sees it
+ * incomplete).
  *
  * The request's lifetime decides how a relay ends early: the client leaving aborts the
  * upstream request at once (the model stops generating); TIMEOUT of silence between chunks
@@ -19,6 +22,7 @@ import type { Lifetime } from '../proxy/lifetime.js';
 import type { BodySink } from './body-channel.js';
 import type { UpstreamResponse } from './transport.js';
 import { toClientHeaders } from '../http/headers.js';
+import { streamErrorEvent } from './stream-error-event.js';
 
 export type RelayOutcome = 'complete' | 'upstream_broken' | 'idle_timeout' | 'client_gone' | 'shutdown';
 
@@ -33,6 +37,8 @@ export interface RelayResult {
 
 export interface RelayOptions {
   readonly requestId: string;
+  /** The request's path (and query): which error event ends a broken stream depends on the endpoint. */
+  readonly path: string;
   /** TIMEOUT, for the message of a stream cut for silence. */
   readonly idleTimeoutMs: number;
   /** Extra headers for the client (rate-limit info, x-should-retry). */
@@ -56,10 +62,6 @@ export function lastEventEnd(buf: Buffer): number {
 
 /** Bound on a held partial event: a peer that never ends an event cannot grow our memory. */
 const MAX_HELD_BYTES = 1 << 20;
-
-export function brokenStreamEvent(message: string, code: string): string {
-  return `data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code } })}\n\n`;
-}
 
 const OUTCOME_OF: Record<EndReason, RelayOutcome> = { client_gone: 'client_gone', deadline: 'idle_timeout', shutdown: 'shutdown' };
 
@@ -87,6 +89,8 @@ class Relay implements BodySink {
   private bytesOut = 0;
   /** The start of an SSE event whose end has not arrived yet. */
   private held: Buffer | null = null;
+  /** The last bytes written: whole events on an SSE stream (a broken Responses stream numbers its error event after them). */
+  private lastWritten: Buffer | null = null;
   private settled = false;
   private offEnded: (() => void) | null = null;
 
@@ -145,6 +149,7 @@ class Relay implements BodySink {
   private write(chunk: Buffer): void {
     if (this.bytesOut === 0) this.life.markFirstByte();
     this.bytesOut += chunk.length;
+    this.lastWritten = chunk;
     if (!this.res.write(chunk)) this.up.body.pause();
   }
 
@@ -172,13 +177,17 @@ class Relay implements BodySink {
     } else {
       up.abort();
       if (this.sse && !res.destroyed) {
-        const ev = brokenStreamEvent(...ENDINGS[outcome](opts.idleTimeoutMs));
-        this.bytesOut += ev.length;
-        res.end(ev);
+        const [message, code] = ENDINGS[outcome](opts.idleTimeoutMs);
+        const ev = streamErrorEvent(opts.path, this.lastWritten, message, code);
+        this.bytesOut += Buffer.byteLength(ev);
+        // no terminating chunk: once the event is out the connection is cut, so a client that
+        // reads only the transport sees a failure too (a clean end reads as complete there)
+        res.write(ev, () => res.destroy());
       } else {
         res.destroy();
       }
     }
+    this.lastWritten = null;
     this.resolve({ outcome, bytesOut: this.bytesOut, sse: this.sse });
   }
 }

@@ -182,7 +182,7 @@ for (const protocol of ['http/1.1', 'h2c']) {
       assert.equal(JSON.parse(via.body).headers['x-request-id'], id);
     });
 
-    test('a stream the upstream breaks ends with one error event and no [DONE]', async () => {
+    test('a stream the upstream breaks ends with one error event, no [DONE], then a cut connection', async () => {
       fake.fault({ path: '/v1/chat/completions', action: 'reset', afterChunks: 3 });
       const before = fake.stats.attempts;
       const via = await json(`${proxy.url}/v1/chat/completions`, { model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-fake-chunks': '10' } });
@@ -190,11 +190,25 @@ for (const protocol of ['http/1.1', 'h2c']) {
       const events = sseEvents(via.body);
       assert.equal(events.length, 4);
       assert.deepEqual(events.slice(0, 3).map((e) => JSON.parse(e.data).choices[0].delta.content), ['tok0 ', 'tok1 ', 'tok2 ']);
+      assert.equal(events[3].event, null);
       const err = JSON.parse(events[3].data).error;
       assert.equal(err.code, 'upstream_stream_broken');
       assert.equal(err.type, 'server_error');
       assert.ok(!via.body.toString().includes('[DONE]'));
+      assert.equal(via.complete, false, 'no terminating chunk: the response fails at the transport too');
       assert.equal(fake.stats.attempts, before + 1, 'a stream that began is never retried');
+    });
+
+    test('a Responses API stream the upstream breaks ends with its own typed error event, numbered after the last', async () => {
+      fake.fault({ path: '/v1/responses', action: 'reset', afterChunks: 2 });
+      const via = await json(`${proxy.url}/v1/responses`, { model: 'fake-model', stream: true, input: 'hi' }, { headers: { 'x-fake-chunks': '10' } });
+      assert.equal(via.status, 200);
+      const events = sseEvents(via.body);
+      assert.deepEqual(events.map((e) => e.event), ['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added', 'response.output_text.delta', 'response.output_text.delta', 'error']);
+      assert.deepEqual(events.map((e) => JSON.parse(e.data).sequence_number), [0, 1, 2, 3, 4, 5, 6]);
+      const err = JSON.parse(events.at(-1).data);
+      assert.deepEqual(err, { type: 'error', code: 'upstream_stream_broken', message: err.message, param: null, sequence_number: 6 });
+      assert.equal(via.complete, false);
     });
 
     test('a client that leaves mid-stream makes the proxy abort the upstream request', async () => {

@@ -250,6 +250,7 @@ describe('deadlines', () => {
       const events = sseEvents(r.body);
       assert.equal(JSON.parse(events.at(-1).data).error.code, 'upstream_timeout');
       assert.ok(!r.body.toString().includes('[DONE]'));
+      assert.equal(r.complete, false, 'cut after the error event');
       assert.equal((await stats(proxy)).streams.idle_timeout, 1);
     } finally {
       await close();

@@ -145,6 +145,69 @@ test('h1: chat stream of N chunks with usage, then [DONE]; non-stream usage', as
   assert.equal(fake.stats.lastRequest?.bodySha256, sha256(Buffer.from(JSON.stringify({ model: 'fake-model', messages }))));
 });
 
+test('h1: a chat request with tools gets a tool call, whole and streamed as vLLM streams it', async (t) => {
+  const fake = await startFakeUpstream({ chunkDelayMs: 1 });
+  t.after(() => fake.close());
+  const weather = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['celsius', 'fahrenheit'] }, days: { type: 'integer' }, hourly: { type: 'boolean' }, tags: { type: 'array', items: { type: 'string' } }, at: { anyOf: [{ type: 'number' }, { type: 'null' }] }, where: { type: 'object', properties: { lat: { type: 'number' } } } }, required: ['city'] } } };
+  const time = { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { const: 'UTC' } } } } };
+  const messages = [{ role: 'user', content: 'weather in Paris' }];
+  const args = { city: 'fake', unit: 'celsius', days: 1, hourly: true, tags: [], at: 1, where: { lat: 1 } };
+
+  const whole = JSON.parse((await postJson(`${fake.url}/v1/chat/completions`, { model: 'fake-model', tools: [weather, time], messages })).body.toString());
+  const choice = whole.choices[0];
+  assert.equal(choice.finish_reason, 'tool_calls');
+  assert.equal(choice.message.content, null);
+  assert.equal(choice.message.tool_calls.length, 1);
+  const call = choice.message.tool_calls[0];
+  assert.match(call.id, /^chatcmpl-tool-\d+$/);
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_weather', 'the first tool when none is named');
+  assert.deepEqual(JSON.parse(call.function.arguments), args, 'arguments fit the schema');
+
+  const named = JSON.parse((await postJson(`${fake.url}/v1/chat/completions`, { model: 'fake-model', tools: [weather, time], tool_choice: { type: 'function', function: { name: 'get_time' } }, messages })).body.toString());
+  assert.equal(named.choices[0].message.tool_calls[0].function.name, 'get_time');
+  assert.deepEqual(JSON.parse(named.choices[0].message.tool_calls[0].function.arguments), { zone: 'UTC' });
+
+  const none = JSON.parse((await postJson(`${fake.url}/v1/chat/completions`, { model: 'fake-model', tools: [weather], tool_choice: 'none', messages }, { 'x-fake-chunks': '2' })).body.toString());
+  assert.equal(none.choices[0].message.content, 'tok0 tok1 ');
+  assert.equal(none.choices[0].finish_reason, 'stop');
+
+  const res = await postJson(`${fake.url}/v1/chat/completions`, { model: 'fake-model', stream: true, stream_options: { include_usage: true }, tools: [weather], tool_choice: 'auto', messages }, { 'x-fake-chunks': '4' });
+  const events = sseData(res.body);
+  assert.equal(events.at(-1), '[DONE]');
+  const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+  const deltas = chunks.filter((c) => c.choices.length > 0).map((c) => c.choices[0]);
+  assert.deepEqual(deltas[0].delta, { role: 'assistant', content: '' });
+  const opened = deltas[1].delta.tool_calls[0];
+  assert.deepEqual({ ...opened, id: 'X' }, { index: 0, id: 'X', type: 'function', function: { name: 'get_weather', arguments: '' } });
+  const fragments = deltas.slice(2, -1).map((d) => d.delta.tool_calls[0]);
+  assert.equal(fragments.length, 4, 'one fragment per chunk');
+  assert.ok(fragments.every((f) => f.index === 0 && !('id' in f) && !('name' in f.function)));
+  assert.deepEqual(JSON.parse(fragments.map((f) => f.function.arguments).join('')), args);
+  assert.deepEqual(deltas.at(-1), { index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' });
+  assert.ok(deltas.slice(0, -1).every((d) => d.finish_reason === null));
+  assert.deepEqual(chunks.at(-1).usage, { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 });
+});
+
+test('h1: a responses stream follows OpenAI\'s event order, numbered from 0, and ends in response.completed', async (t) => {
+  const fake = await startFakeUpstream({ chunkDelayMs: 1 });
+  t.after(() => fake.close());
+  const res = await postJson(`${fake.url}/v1/responses`, { model: 'fake-model', input: 'one two', stream: true }, { 'x-fake-chunks': '2' });
+  const events = res.body.toString().split('\n\n').filter(Boolean).map((e) => {
+    const [name, data] = e.split('\n');
+    return { name: name.slice('event: '.length), data: JSON.parse(data.slice('data: '.length)) };
+  });
+  assert.deepEqual(events.map((e) => e.name), [
+    'response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added',
+    'response.output_text.delta', 'response.output_text.delta',
+    'response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed',
+  ]);
+  assert.ok(events.every((e, i) => e.data.type === e.name && e.data.sequence_number === i));
+  assert.equal(events[2].data.item.status, 'in_progress');
+  assert.equal(events[8].data.item.content[0].text, 'tok0 tok1 ');
+  assert.deepEqual(events.at(-1).data.response.usage, { input_tokens: 2, output_tokens: 2, total_tokens: 4 });
+});
+
 test('h1: multipart file upload then byte-exact download; transcription hashes', async (t) => {
   const fake = await startFakeUpstream();
   t.after(() => fake.close());
@@ -381,7 +444,7 @@ test('h2c: a reset fault resets the stream after afterChunks chunks', async (t) 
   assert.equal(err.code, 'ERR_HTTP2_STREAM_ERROR');
   assert.deepEqual(
     text.match(/^event: .*$/gm),
-    ['event: response.created', 'event: response.in_progress', 'event: response.output_text.delta'],
+    ['event: response.created', 'event: response.in_progress', 'event: response.output_item.added', 'event: response.content_part.added', 'event: response.output_text.delta'],
   );
 });
 

@@ -136,10 +136,11 @@ export class FakeResponse extends EventEmitter {
     this.headersSent = true;
   }
 
-  write(chunk) {
+  write(chunk, cb) {
     if (this.destroyed) return false;
     this.headersSent = true;
     this.chunks.push(Buffer.from(chunk));
+    if (cb) process.nextTick(cb); // "flushed"
     return true;
   }
 

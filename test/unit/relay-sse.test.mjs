@@ -1,7 +1,7 @@
 // The SSE boundary finder the relay uses to hold back half an event.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lastEventEnd, brokenStreamEvent } from '../../dist/upstream/relay.js';
+import { lastEventEnd } from '../../dist/upstream/relay.js';
 
 const end = (s) => lastEventEnd(Buffer.from(s));
 
@@ -25,10 +25,4 @@ test('no complete event gives 0', () => {
 
 test('bare CR line endings count too', () => {
   assert.equal(end('data: a\r\rdata: b'), 9);
-});
-
-test('the broken-stream event is one OpenAI-shaped SSE event', () => {
-  const ev = brokenStreamEvent('cut', 'upstream_stream_broken');
-  assert.match(ev, /^data: \{.*\}\n\n$/);
-  assert.deepEqual(JSON.parse(ev.slice(6)), { error: { message: 'cut', type: 'server_error', param: null, code: 'upstream_stream_broken' } });
 });
