@@ -95,6 +95,7 @@ for (const a of adapters) {
       assert.ok(sink.text.startsWith('tok0 ') && sink.text.length < 100, 'the stream stopped early');
       const line = await rig.line(rec.calls.at(-1).headers['x-request-id']);
       assert.equal(line.error, 'client_gone');
+      assert.equal(line.status, 499, 'a client that left mid-stream is 499 in the log, as in every phase');
       const e = describeError(err);
       record({ scenario: 'abort', client: a.name, summary: `the upstream sees it within 1 s; the call ${e ? `throws ${errorName(e)}` : 'ends quietly (no error)'}` });
     });

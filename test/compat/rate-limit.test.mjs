@@ -6,11 +6,15 @@ import assert from 'node:assert/strict';
 import { loadAdapters, startRig, recorder, describeError, settle, record } from './harness.mjs';
 
 const adapters = await loadAdapters();
+const keyFor = (a, setting) => `sk-429-${a.name}-${setting}`;
 let rig;
 before(async () => {
   // one request per 2 s per client key: the second request at once gets 429, Retry-After: 2
   // (2 s rather than 1 leaves a slow machine room between the two calls)
-  rig = await startRig({ env: { RATE_LIMIT_REQUESTS: '1', RATE_LIMIT_WINDOW: '2' } });
+  // the limiter keys on the client key's id (without keys, on the address, which all tests
+  // share): each test gets a key of its own, hence a bucket of its own
+  const keys = adapters.flatMap((a) => ['d', '0'].map((s) => `${a.name}-${s}=${keyFor(a, s)}`)).join(',');
+  rig = await startRig({ env: { RATE_LIMIT_REQUESTS: '1', RATE_LIMIT_WINDOW: '2', PROXY_API_KEYS: keys } });
 });
 after(() => rig?.close());
 
@@ -19,8 +23,7 @@ describe('a 429 from the proxy limiter', { concurrency: true }, () => {
     for (const setting of ['default', 'maxRetries: 0']) {
       test(`${a.label}, ${setting}`, async () => {
         const rec = recorder();
-        // the limiter keys on the bearer token: each test has its own bucket
-        const c = a.make({ baseURL: rig.baseURL, apiKey: `sk-429-${a.name}-${setting === 'default' ? 'd' : '0'}`, fetch: rec.fetch, ...(setting === 'default' ? {} : { maxRetries: 0 }) });
+        const c = a.make({ baseURL: rig.baseURL, apiKey: keyFor(a, setting === 'default' ? 'd' : '0'), fetch: rec.fetch, ...(setting === 'default' ? {} : { maxRetries: 0 }) });
         await a.chat(c, 'first');
         const [r, err] = await settle(() => a.chat(c, 'second'));
         const statuses = rec.calls.map((x) => x.status);
