@@ -6,11 +6,26 @@
  */
 
 import { ApiKeys } from './security/api-keys.js';
+import { defaultName, nameProblem, parseUpstreamUrl, URL_ACCEPTS } from './upstream/upstreams-config.js';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
+export type Balance = 'least-requests' | 'round-robin' | 'affinity';
 
 export interface Config {
+  /** The first of `upstreamUrls` (what a single-upstream setup uses). */
   readonly upstreamUrl: URL;
+  /** UPSTREAM_URL's list: one URL, or several separated by commas (names unique). */
+  readonly upstreamUrls: readonly URL[];
+  /** JSON array of upstreams, reread on SIGHUP; wins over a single UPSTREAM_URL. */
+  readonly upstreamsFile: string | null;
+  readonly balance: Balance;
+  /** Affinity keeps a key on its upstream while that one is under factor x the mean load (> 1). */
+  readonly affinityLoadFactor: number;
+  /** Between active probes of each upstream; 0 = passive only. */
+  readonly healthCheckIntervalMs: number;
+  readonly healthCheckPath: string;
+  /** Between `GET /v1/models` on each upstream without a `models` list; 0 = off. */
+  readonly modelDiscoveryIntervalMs: number;
   readonly host: string;
   readonly port: number;
   readonly timeoutMs: number;
@@ -62,6 +77,10 @@ interface VarSpec {
 }
 
 const BAD = Symbol('bad');
+/** Refused for finer reasons than "not accepted": one problem line each (UPSTREAM_URL's elements). */
+class Refused {
+  constructor(readonly reasons: readonly string[]) {}
+}
 
 const seconds = (min: number, minInclusive: boolean) => (raw: string) => {
   const n = Number(raw);
@@ -90,14 +109,48 @@ const bytes = (raw: string) => {
   const n = Number(m[1]) * unit;
   return n >= 1 && Number.isSafeInteger(n) ? n : BAD;
 };
-const upstreamUrl = (raw: string) => {
-  try {
-    const u = new URL(raw.trim());
-    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.search || u.hash) return BAD;
-    return u;
-  } catch {
-    return BAD;
+/**
+ * One URL (kept as it always was), or several separated by commas: each element must be a
+ * URL and have a name (host:port) of its own, since nothing else tells them apart.
+ */
+const upstreamUrls = (raw: string) => {
+  const parts = raw.split(',');
+  if (parts.length === 1) {
+    const u = parseUpstreamUrl(raw);
+    return u === null ? BAD : [u];
   }
+  const urls: URL[] = [];
+  const reasons: string[] = [];
+  const taken = new Map<string, number>();
+  parts.forEach((part, i) => {
+    const element = `element ${i + 1} ${JSON.stringify(part.trim())}`;
+    const u = parseUpstreamUrl(part);
+    if (u === null) {
+      reasons.push(`${element} is not accepted; expected ${URL_ACCEPTS}`);
+      return;
+    }
+    const name = defaultName(u);
+    const first = taken.get(name);
+    const problem = nameProblem(name, true);
+    if (first !== undefined) reasons.push(`${element} has the name ${name} (host:port) of element ${first}; each upstream of the list needs its own host:port (UPSTREAMS_FILE can name them)`);
+    else if (problem !== null) reasons.push(`${element}: ${problem} (UPSTREAMS_FILE can name it)`);
+    taken.set(name, first ?? i + 1);
+    urls.push(u);
+  });
+  return reasons.length > 0 ? new Refused(reasons) : urls;
+};
+const balance = (raw: string) => {
+  const v = raw.trim().toLowerCase();
+  return ['least-requests', 'round-robin', 'affinity'].includes(v) ? v : BAD;
+};
+const factorAboveOne = (raw: string) => {
+  const n = Number(raw);
+  return raw.trim() !== '' && Number.isFinite(n) && n > 1 ? n : BAD;
+};
+/** Sent as the request target as is: an origin-form path (RFC 9112 §3.2.1), not `//host`. */
+const requestPath = (raw: string) => {
+  const v = raw.trim();
+  return /^\/(?!\/)[^\s#\x00-\x1f\x7f]*$/.test(v) ? v : BAD;
 };
 const logLevel = (raw: string) => {
   const v = raw.trim().toUpperCase();
@@ -126,7 +179,13 @@ const BOOL = 'true or false (also 1/0, yes/no, on/off)';
 
 /** Every variable: name, default, what is accepted, what it means. Order = help order. */
 export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
-  { key: 'upstreamUrl', name: 'UPSTREAM_URL', def: 'http://127.0.0.1:8001', accepts: 'an http:// or https:// URL without credentials, query or fragment', help: 'upstream LLM service; a path prefix is kept (http://llm.internal:8000/openai)', parse: upstreamUrl },
+  { key: 'upstreamUrls', name: 'UPSTREAM_URL', def: 'http://127.0.0.1:8001', accepts: `${URL_ACCEPTS}, or several separated by commas`, help: 'upstream LLM service; a path prefix is kept (http://llm.internal:8000/openai); several, comma-separated, share the load (each serves every model, weight 1)', parse: upstreamUrls },
+  { key: 'upstreamsFile', name: 'UPSTREAMS_FILE', def: '', accepts: 'a file path', help: 'JSON array of upstreams [{"url", "name", "weight", "models", "max_concurrent"}], reread on SIGHUP; wins over a single UPSTREAM_URL', parse: optionalPath },
+  { key: 'balance', name: 'BALANCE', def: 'least-requests', accepts: 'least-requests, round-robin or affinity', help: 'how a request picks among several upstreams (affinity: the same session to the same upstream)', parse: balance },
+  { key: 'affinityLoadFactor', name: 'AFFINITY_LOAD_FACTOR', def: '1.25', accepts: 'a number > 1', help: 'affinity moves a session off an upstream loaded beyond this x the mean', parse: factorAboveOne },
+  { key: 'healthCheckIntervalMs', name: 'HEALTH_CHECK_INTERVAL', def: '10', accepts: SECONDS_NONNEG, help: 'seconds between active probes of each upstream when there are several (0 = passive only)', parse: seconds(0, true) },
+  { key: 'healthCheckPath', name: 'HEALTH_CHECK_PATH', def: '/health', accepts: 'a path starting with / (such as /health)', help: 'GET on each upstream\'s origin; 2xx = up', parse: requestPath },
+  { key: 'modelDiscoveryIntervalMs', name: 'MODEL_DISCOVERY_INTERVAL', def: '30', accepts: SECONDS_NONNEG, help: 'seconds between GET /v1/models on each upstream without a models list (0 = off)', parse: seconds(0, true) },
   { key: 'host', name: 'HOST', def: '0.0.0.0', accepts: 'a listen address', help: 'listen address', parse: nonEmpty },
   { key: 'port', name: 'PORT', def: '8000', accepts: 'an integer 0-65535', help: 'listen port (0 = any free port; the chosen port is logged)', parse: integer(0, 65535) },
   { key: 'timeoutMs', name: 'TIMEOUT', def: '300', accepts: SECONDS_POS, help: 'wait for the answer to begin (all attempts together, then 504) and for the next chunk of a stream; a stream that keeps producing is never cut', parse: seconds(0, false) },
@@ -180,14 +239,15 @@ export function parseConfig(env: Readonly<Record<string, string | undefined>>): 
     const given = env[v.name];
     const raw = given === undefined ? v.def : given;
     const value = v.parse(raw);
-    if (value === BAD) {
-      const shown = v.secret ? '(value hidden)' : JSON.stringify(raw);
-      problems.push(`config error: ${v.name}=${shown} is not accepted; expected ${v.accepts}`);
-    } else {
-      out[v.key] = value;
-    }
+    const shown = v.secret ? '(value hidden)' : JSON.stringify(raw);
+    if (value === BAD) problems.push(`config error: ${v.name}=${shown} is not accepted; expected ${v.accepts}`);
+    else if (value instanceof Refused) for (const r of value.reasons) problems.push(`config error: ${v.name}=${shown}: ${r}`);
+    else out[v.key] = value;
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  const urls = Object.freeze(out.upstreamUrls as URL[]);
+  out.upstreamUrls = urls;
+  out.upstreamUrl = urls[0];
   return Object.freeze(out) as unknown as Config;
 }
 

@@ -30,6 +30,7 @@ import { registerProcessMetrics } from './metrics/process-metrics.js';
 import { Telemetry } from './observe/telemetry.js';
 import { Http1Transport } from './upstream/http1-transport.js';
 import { Http2Transport } from './upstream/http2-transport.js';
+import { upstreamSpecs, UpstreamsConfigError } from './upstream/upstreams-config.js';
 import type { Transport } from './upstream/transport.js';
 
 /** After SHUTDOWN_TIMEOUT, how long the ended requests get to write their last answer. */
@@ -63,6 +64,13 @@ function main(): void {
     config = parseConfig(process.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(err.problems.join('\n') + '\n');
+    process.exit(2);
+  }
+  try {
+    upstreamSpecs(config);
+  } catch (err) {
+    if (!(err instanceof UpstreamsConfigError)) throw err;
     process.stderr.write(err.problems.join('\n') + '\n');
     process.exit(2);
   }

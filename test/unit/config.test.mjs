@@ -49,6 +49,68 @@ test('each bad value is named with its value and what is accepted, all at once',
   }
 });
 
+test('several upstreams: defaults, and each new variable parsed', () => {
+  const d = parseConfig({});
+  assert.deepEqual(d.upstreamUrls.map((u) => u.href), ['http://127.0.0.1:8001/']);
+  assert.equal(d.upstreamUrl, d.upstreamUrls[0]);
+  assert.ok(Object.isFrozen(d.upstreamUrls));
+  assert.equal(d.upstreamsFile, null);
+  assert.equal(d.balance, 'least-requests');
+  assert.equal(d.affinityLoadFactor, 1.25);
+  assert.equal(d.healthCheckIntervalMs, 10_000);
+  assert.equal(d.healthCheckPath, '/health');
+  assert.equal(d.modelDiscoveryIntervalMs, 30_000);
+
+  const c = parseConfig({ UPSTREAMS_FILE: ' /etc/llm.json ', BALANCE: ' Round-Robin', AFFINITY_LOAD_FACTOR: '1.5', HEALTH_CHECK_INTERVAL: '0', HEALTH_CHECK_PATH: '/v1/models', MODEL_DISCOVERY_INTERVAL: '0.5' });
+  assert.equal(c.upstreamsFile, '/etc/llm.json');
+  assert.equal(c.balance, 'round-robin');
+  assert.equal(c.affinityLoadFactor, 1.5);
+  assert.equal(c.healthCheckIntervalMs, 0);
+  assert.equal(c.healthCheckPath, '/v1/models');
+  assert.equal(c.modelDiscoveryIntervalMs, 500);
+  assert.equal(parseConfig({ BALANCE: 'affinity', MODEL_DISCOVERY_INTERVAL: '0' }).modelDiscoveryIntervalMs, 0);
+  assert.equal(parseConfig({ UPSTREAMS_FILE: '' }).upstreamsFile, null);
+});
+
+test('UPSTREAM_URL takes a comma-separated list; upstreamUrl stays the first', () => {
+  const c = parseConfig({ UPSTREAM_URL: 'http://10.0.0.5:8000 , https://gpu-b.internal/openai,http://[::1]:8001' });
+  assert.deepEqual(c.upstreamUrls.map((u) => u.href), ['http://10.0.0.5:8000/', 'https://gpu-b.internal/openai', 'http://[::1]:8001/']);
+  assert.equal(c.upstreamUrl.href, 'http://10.0.0.5:8000/');
+});
+
+test('a bad element or a duplicate host:port in the list is one line naming that element', () => {
+  const value = 'http://a:1,ftp://b,http://a:1/other,,http://c,https://c:443';
+  assert.throws(() => parseConfig({ UPSTREAM_URL: value, TIMEOUT: '0' }), (err) => {
+    assert.ok(err instanceof ConfigError);
+    const shown = `config error: UPSTREAM_URL=${JSON.stringify(value)}`;
+    assert.deepEqual(err.problems.filter((p) => p.startsWith('config error: UPSTREAM_URL=')), [
+      `${shown}: element 2 "ftp://b" is not accepted; expected an http:// or https:// URL without credentials, query or fragment`,
+      `${shown}: element 3 "http://a:1/other" has the name a:1 (host:port) of element 1; each upstream of the list needs its own host:port (UPSTREAMS_FILE can name them)`,
+      `${shown}: element 4 "" is not accepted; expected an http:// or https:// URL without credentials, query or fragment`,
+    ]);
+    assert.ok(err.problems.some((p) => p.startsWith('config error: TIMEOUT="0"')), 'the other variables are still checked');
+    return true;
+  });
+  assert.throws(() => parseConfig({ UPSTREAM_URL: 'http://a:1,http://A:1' }), /element 2 "http:\/\/A:1" has the name a:1 \(host:port\) of element 1/);
+  assert.throws(() => parseConfig({ UPSTREAM_URL: 'http://a:1,http://b"c:1' }), /element 2 "http:\/\/b\\"c:1": its name "b\\"c:1" \(host:port of its url\) has characters outside/);
+  // distinct default ports are distinct names
+  assert.equal(parseConfig({ UPSTREAM_URL: 'http://c,https://c' }).upstreamUrls.length, 2);
+  // a single URL is taken as it always was, whatever its host looks like
+  assert.equal(parseConfig({ UPSTREAM_URL: `http://${'a'.repeat(70)}.internal:8000` }).upstreamUrls.length, 1);
+});
+
+test('bad values of the new variables are named like any other', () => {
+  const bad = { BALANCE: 'sticky', AFFINITY_LOAD_FACTOR: '1', HEALTH_CHECK_INTERVAL: '-1', HEALTH_CHECK_PATH: 'health', MODEL_DISCOVERY_INTERVAL: 'often' };
+  assert.throws(() => parseConfig(bad), (err) => {
+    assert.equal(err.problems.length, Object.keys(bad).length);
+    for (const [name, value] of Object.entries(bad)) assert.ok(err.problems.some((p) => p.startsWith(`config error: ${name}=${JSON.stringify(value)} is not accepted; expected `)), name);
+    return true;
+  });
+  for (const path of ['//evil.example/health', '/he alth', '/health#x', '', '/x\u0000']) assert.throws(() => parseConfig({ HEALTH_CHECK_PATH: path }), /HEALTH_CHECK_PATH=/, JSON.stringify(path));
+  for (const f of ['0.9', 'x', '', 'Infinity']) assert.throws(() => parseConfig({ AFFINITY_LOAD_FACTOR: f }), /AFFINITY_LOAD_FACTOR=/, f);
+  assert.equal(parseConfig({ HEALTH_CHECK_PATH: '/ready?full=1' }).healthCheckPath, '/ready?full=1');
+});
+
 test('the README configuration table lists every variable with the same default', () => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
   for (const v of VARIABLES) {
