@@ -31,7 +31,7 @@ function fakeAudio(input) {
 /** @param {Ctx} ctx */
 export function speech(ctx) {
   const body = ctx.json;
-  requireModel(body);
+  requireModel(ctx.state, body);
   if (typeof body.input !== 'string') {
     throw new HttpError(400, "'input' is a required property and must be a string.", { param: 'input' });
   }
@@ -42,7 +42,7 @@ export function speech(ctx) {
 export function transcriptions(ctx) {
   const parts = parseMultipart(ctx.body, ctx.headers['content-type']);
   const model = fieldValue(parts, 'model');
-  if (model !== undefined) requireModel({ model });
+  if (model !== undefined) requireModel(ctx.state, { model });
   const file = requireFilePart(parts);
   sendJson(ctx, 200, {
     text: 'fake transcript',

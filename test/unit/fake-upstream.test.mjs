@@ -479,3 +479,192 @@ test('CLI prints one line, serves, and exits 0 on SIGTERM', async () => {
   assert.equal(code, 0);
   assert.equal(out.split('\n').filter(Boolean).length, 1);
 });
+
+// --- a fleet of fakes (issue 13): names, model lists, /health, a replica that dies and comes back
+
+test('a named fake stamps x-fake-upstream on every answer and system_fingerprint "fake-<name>" in bodies and chunks', async (t) => {
+  const fake = await startFakeUpstream({ name: 'gpu-a', chunkDelayMs: 1 });
+  const plain = await startFakeUpstream();
+  t.after(() => Promise.all([fake.close(), plain.close()]));
+  assert.equal(fake.name, 'gpu-a');
+  assert.equal(plain.name, 'fake');
+
+  const chat = { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }] };
+  const whole = await postJson(`${fake.url}/v1/chat/completions`, chat);
+  assert.equal(whole.headers['x-fake-upstream'], 'gpu-a');
+  assert.equal(JSON.parse(whole.body.toString()).system_fingerprint, 'fake-gpu-a');
+
+  const streamed = await postJson(`${fake.url}/v1/chat/completions`, { ...chat, stream: true, stream_options: { include_usage: true } }, { 'x-fake-chunks': '3' });
+  assert.equal(streamed.headers['x-fake-upstream'], 'gpu-a');
+  const chunks = sseData(streamed.body).slice(0, -1).map((e) => JSON.parse(e));
+  assert.equal(chunks.length, 4); // 3 tokens and the usage chunk
+  assert.ok(chunks.every((c) => c.system_fingerprint === 'fake-gpu-a'));
+
+  const legacy = await postJson(`${fake.url}/v1/completions`, { model: 'fake-model', prompt: 'x', stream: true }, { 'x-fake-chunks': '2' });
+  assert.ok(sseData(legacy.body).slice(0, -1).every((e) => JSON.parse(e).system_fingerprint === 'fake-gpu-a'));
+  const embedded = await postJson(`${fake.url}/v1/embeddings`, { model: 'fake-embed', input: 'x' });
+  assert.equal(JSON.parse(embedded.body.toString()).system_fingerprint, 'fake-gpu-a');
+  assert.equal(JSON.parse((await postJson(`${plain.url}/v1/chat/completions`, chat)).body.toString()).system_fingerprint, 'fake-fake');
+
+  // Errors, faults, 404s, /health, the control API and WebSocket handshakes say who answered too.
+  fake.fault({ action: 'status', status: 503 });
+  const answers = [
+    await postJson(`${fake.url}/v1/chat/completions`, chat), // the fault
+    await postJson(`${fake.url}/v1/chat/completions`, { model: 'gpt-4', messages: [] }),
+    await request(`${fake.url}/nope`),
+    await request(`${fake.url}/health`),
+    await request(`${fake.url}/_fake/stats`),
+    await request(`${fake.url}/_fake/reset`, { method: 'POST' }),
+  ];
+  assert.deepEqual(answers.map((a) => a.status), [503, 404, 404, 200, 200, 204]);
+  for (const a of answers) assert.equal(a.headers['x-fake-upstream'], 'gpu-a');
+  const ws = await wsConnect(`${fake.url.replace('http', 'ws')}/v1/realtime`);
+  assert.equal(ws.response.headers['x-fake-upstream'], 'gpu-a');
+  await ws.close();
+  await assert.rejects(wsConnect(`${fake.url}/v1/other`), (/** @type {any} */ err) => err.response.headers['x-fake-upstream'] === 'gpu-a');
+});
+
+test('models: a fake given a list serves exactly those ids; without one, every fake* id as before', async (t) => {
+  const fake = await startFakeUpstream({ name: 'qwen', models: ['qwen-7b', 'Qwen/Qwen2.5-72B'] });
+  t.after(() => fake.close());
+  assert.deepEqual(fake.models, ['qwen-7b', 'Qwen/Qwen2.5-72B']);
+
+  const list = JSON.parse((await request(`${fake.url}/v1/models`)).body.toString());
+  assert.deepEqual(list.data.map((/** @type {any} */ m) => m.id), ['qwen-7b', 'Qwen/Qwen2.5-72B']);
+  assert.equal((await request(`${fake.url}/v1/models/Qwen%2FQwen2.5-72B`)).status, 200);
+  assert.equal((await request(`${fake.url}/v1/models/fake-model`)).status, 404);
+
+  const served = await postJson(`${fake.url}/v1/chat/completions`, { model: 'qwen-7b', messages: [] });
+  assert.equal(served.status, 200);
+  assert.equal(JSON.parse(served.body.toString()).model, 'qwen-7b');
+  for (const model of ['fake-model', 'llama-3']) {
+    const other = await postJson(`${fake.url}/v1/chat/completions`, { model, messages: [] });
+    assert.equal(other.status, 404);
+    assert.equal(JSON.parse(other.body.toString()).error.code, 'model_not_found');
+  }
+  assert.equal((await postJson(`${fake.url}/v1/embeddings`, { model: 'llama-3', input: 'x' })).status, 404);
+  assert.equal((await postJson(`${fake.url}/v1/embeddings`, { model: 'qwen-7b', input: 'x' })).status, 200);
+
+  // Discovery is visible: GET /v1/models calls are counted (they are /v1/ attempts too).
+  assert.equal(fake.stats.modelListings, 1);
+  assert.equal(fake.stats.attemptsByPath['/v1/models'], 1);
+  await request(`${fake.url}/v1/models`);
+  assert.equal(fake.stats.modelListings, 2);
+  fake.resetStats();
+  assert.equal(fake.stats.modelListings, 0);
+
+  const none = await startFakeUpstream({ models: [] });
+  t.after(() => none.close());
+  assert.deepEqual(JSON.parse((await request(`${none.url}/v1/models`)).body.toString()).data, []);
+
+  await assert.rejects(startFakeUpstream({ models: ['a', 'a'] }), /duplicate model id/);
+  await assert.rejects(startFakeUpstream({ models: /** @type {any} */ ('a,b') }), /models must be an array/);
+  await assert.rejects(startFakeUpstream({ models: [''] }), /invalid model id/);
+  await assert.rejects(startFakeUpstream({ name: 'a b' }), /invalid name/);
+  await assert.rejects(startFakeUpstream({ name: '' }), /invalid name/);
+});
+
+test('GET /health: 200 {"status":"ok"}, counted apart from /v1/ attempts, untouched by faults; 503 while "loading"', async (t) => {
+  const fake = await startFakeUpstream({ name: 'llama' });
+  t.after(() => fake.close());
+  const ok = await request(`${fake.url}/health`);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers['content-type'], 'application/json');
+  assert.deepEqual(JSON.parse(ok.body.toString()), { status: 'ok' });
+
+  fake.fault({ action: 'close' }); // a fault is for /v1/ only: the probe does not take it
+  assert.equal((await request(`${fake.url}/health`, { method: 'HEAD' })).status, 200);
+  assert.equal((await request(`${fake.url}/health`, { method: 'POST' })).status, 404);
+  assert.equal(fake.stats.healthChecks, 2);
+  assert.equal(fake.stats.attempts, 0);
+  fake.clearFaults();
+
+  fake.setHealth(503); // llama.cpp while it loads a model
+  const loading = await request(`${fake.url}/health`);
+  assert.equal(loading.status, 503);
+  assert.deepEqual(JSON.parse(loading.body.toString()), { error: { code: 503, message: 'Loading model', type: 'unavailable_error' } });
+  assert.equal((await postJson(`${fake.url}/v1/chat/completions`, { model: 'fake-model', messages: [] })).status, 200, 'only /health changes');
+  fake.setHealth(500, 'engine dead');
+  assert.equal(JSON.parse((await request(`${fake.url}/health`)).body.toString()).error.message, 'engine dead');
+  fake.setHealth(200);
+  assert.equal((await request(`${fake.url}/health`)).status, 200);
+  assert.throws(() => fake.setHealth(99), TypeError);
+  assert.throws(() => fake.setHealth(/** @type {any} */ ('503')), TypeError);
+
+  // The same over HTTP, for a fake started from the CLI; /_fake/reset makes it healthy again.
+  const set = (/** @type {string} */ body) => request(`${fake.url}/_fake/health`, { method: 'POST', body });
+  assert.equal((await set('{"status":503}')).status, 204);
+  assert.equal((await request(`${fake.url}/health`)).status, 503);
+  assert.equal((await set('{"status":"down"}')).status, 400);
+  assert.equal((await set('{"status":503,"message":7}')).status, 400);
+  assert.equal((await set('not json')).status, 400);
+  assert.equal((await request(`${fake.url}/health`)).status, 503, 'a refused change keeps the status');
+  const stats = JSON.parse((await request(`${fake.url}/_fake/stats`)).body.toString());
+  assert.equal(stats.healthChecks, 7);
+  assert.equal(stats.attempts, 1);
+  assert.equal((await request(`${fake.url}/_fake/reset`, { method: 'POST' })).status, 204);
+  assert.equal((await request(`${fake.url}/health`)).status, 200);
+  assert.equal(fake.stats.healthChecks, 1);
+});
+
+test('h2c: /health and the x-fake-upstream header', async (t) => {
+  const fake = await startFakeUpstream({ h2c: true, name: 'h2-b' });
+  t.after(() => fake.close());
+  const session = http2.connect(fake.url);
+  t.after(() => session.destroy());
+  fake.setHealth(503);
+  const health = await h2Request(session, { ':path': '/health' });
+  assert.equal(health.status, 503);
+  assert.equal(health.headers['x-fake-upstream'], 'h2-b');
+  const models = await h2Request(session, { ':path': '/v1/models' });
+  assert.equal(models.headers['x-fake-upstream'], 'h2-b');
+  assert.equal(fake.stats.healthChecks, 1);
+  assert.equal(fake.stats.modelListings, 1);
+});
+
+test('a replica that dies refuses connections; a new fake on the same port is the replica coming back', async () => {
+  const first = await startFakeUpstream({ name: 'replica-1' });
+  assert.equal((await request(`${first.url}/health`)).headers['x-fake-upstream'], 'replica-1');
+  await first.close();
+  await assert.rejects(request(`${first.url}/health`), { code: 'ECONNREFUSED' });
+
+  const again = await startFakeUpstream({ port: first.port, name: first.name });
+  try {
+    assert.equal(again.url, first.url);
+    const res = await request(`${again.url}/health`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['x-fake-upstream'], 'replica-1');
+    assert.equal(again.stats.healthChecks, 1, 'a fresh state, as after a restart');
+  } finally {
+    await again.close();
+  }
+});
+
+test('CLI: --name and --models', async () => {
+  const child = spawn(process.execPath, [SCRIPT, '--name', 'cli-a', '--models=m1,m2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    const url = await new Promise((resolve, reject) => {
+      child.stdout.on('data', (s) => {
+        out += s;
+        const m = /^fake-upstream listening on (\S+) /.exec(out);
+        if (m) resolve(m[1]);
+      });
+      child.once('exit', (code) => reject(new Error(`exited early with ${code}`)));
+    });
+    const list = await request(`${url}/v1/models`);
+    assert.equal(list.headers['x-fake-upstream'], 'cli-a');
+    assert.deepEqual(JSON.parse(list.body.toString()).data.map((/** @type {any} */ m) => m.id), ['m1', 'm2']);
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+  const bad = spawn(process.execPath, [SCRIPT, '--models', 'a,a'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  bad.stderr.setEncoding('utf8').on('data', (s) => (err += s));
+  const [code] = await once(bad, 'exit');
+  assert.equal(code, 2);
+  assert.match(err, /duplicate model id/);
+  assert.match(err, /--models a,b,c/);
+});
