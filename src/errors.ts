@@ -16,6 +16,7 @@ export type ProxyErrorKind =
   | 'upstream_protocol'
   | 'upstream_timeout'
   | 'circuit_open'
+  | 'no_upstream_available'
   | 'queue_full'
   | 'draining'
   | 'headers_too_large'
@@ -41,6 +42,7 @@ const KINDS: Record<ProxyErrorKind, KindInfo> = {
   upstream_protocol: { status: 502, type: 'server_error', code: 'upstream_protocol_error', noRetry: true },
   upstream_timeout: { status: 504, type: 'server_error', code: 'upstream_timeout', noRetry: true },
   circuit_open: { status: 503, type: 'service_unavailable_error', code: 'circuit_open', noRetry: false },
+  no_upstream_available: { status: 503, type: 'service_unavailable_error', code: 'no_upstream_available', noRetry: false },
   queue_full: { status: 503, type: 'service_unavailable_error', code: 'queue_full', noRetry: false },
   draining: { status: 503, type: 'service_unavailable_error', code: 'draining', noRetry: false },
   headers_too_large: { status: 431, type: 'invalid_request_error', code: 'headers_too_large', noRetry: false },

@@ -9,14 +9,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { systemClock, type Clock } from './clock.js';
+import { systemClock } from './clock.js';
 import { SHUTDOWN } from './cancel.js';
 import { ConfigError, helpText, parseConfig, type Config } from './config.js';
 import { JsonlFile } from './logging/jsonl-file.js';
 import { Logger, stdoutSink } from './logging/logger.js';
 import { RequestLog } from './logging/request-log.js';
 import { ProxyHandler } from './proxy/handler.js';
-import { CircuitBreaker } from './resilience/circuit-breaker.js';
 import { ConcurrencyGate } from './resilience/concurrency-gate.js';
 import { RateLimiter } from './resilience/rate-limiter.js';
 import { RetryBudget } from './resilience/retry-budget.js';
@@ -28,10 +27,9 @@ import { Registry } from './metrics/registry.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
 import { registerProcessMetrics } from './metrics/process-metrics.js';
 import { Telemetry } from './observe/telemetry.js';
-import { Http1Transport } from './upstream/http1-transport.js';
-import { Http2Transport } from './upstream/http2-transport.js';
-import { upstreamSpecs, UpstreamsConfigError } from './upstream/upstreams-config.js';
-import type { Transport } from './upstream/transport.js';
+import { buildFleet } from './fleet.js';
+import type { UpstreamSet } from './upstream/upstream-set.js';
+import { parseUpstreamsFile, upstreamSpecs, UpstreamsConfigError, type UpstreamSpec } from './upstream/upstreams-config.js';
 
 /** After SHUTDOWN_TIMEOUT, how long the ended requests get to write their last answer. */
 const SHUTDOWN_GRACE_MS = 500;
@@ -42,11 +40,6 @@ function packageVersion(): string {
   } catch {
     return 'unknown';
   }
-}
-
-function makeTransport(config: Config, clock: Clock): Transport {
-  const common = { origin: config.upstreamUrl, connectTimeoutMs: config.connectTimeoutMs, clock };
-  return config.upstreamHttp2 ? new Http2Transport({ ...common, maxSessions: config.poolSize }) : new Http1Transport({ ...common, poolSize: config.poolSize });
 }
 
 function main(): void {
@@ -67,19 +60,14 @@ function main(): void {
     process.stderr.write(err.problems.join('\n') + '\n');
     process.exit(2);
   }
-  try {
-    upstreamSpecs(config);
-  } catch (err) {
-    if (!(err instanceof UpstreamsConfigError)) throw err;
-    process.stderr.write(err.problems.join('\n') + '\n');
-    process.exit(2);
-  }
-
   let keyRing: KeyRing;
+  let specs: UpstreamSpec[];
   try {
     keyRing = new KeyRing(config.proxyApiKeys, config.proxyApiKeysFile);
+    specs = upstreamSpecs(config);
   } catch (err) {
-    process.stderr.write(`config error: ${(err as Error).message}\n`);
+    const lines = err instanceof UpstreamsConfigError ? err.problems : [`config error: ${(err as Error).message}`];
+    process.stderr.write(lines.join('\n') + '\n');
     process.exit(2);
   }
 
@@ -91,35 +79,30 @@ function main(): void {
   const gate = config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock }) : null;
   const requestLogDropped = (): number => requestLog?.dropped ?? 0;
   const registry = new Registry();
-  const proxyMetrics = config.metricsEnabled ? new ProxyMetrics(registry, {}, { queueDepth: () => gate?.queued ?? 0, requestLogDropped }) : null;
+  let upstreams: UpstreamSet | null = null;
+  const upstreamGauges = function* (): Generator<{ name: string; inFlight: number; up: boolean }> {
+    const now = clock.now();
+    for (const u of upstreams?.all ?? []) yield { name: u.name, inFlight: u.inFlight, up: u.routable(now) };
+  };
+  const proxyMetrics = config.metricsEnabled ? new ProxyMetrics(registry, {}, { queueDepth: () => gate?.queued ?? 0, requestLogDropped, upstreams: upstreamGauges }) : null;
   const processMetrics = config.metricsEnabled ? registerProcessMetrics(registry) : null;
   const telemetry = new Telemetry(new ProxyStats(), proxyMetrics, requestLog);
-  const transport = makeTransport(config, clock);
-  const breaker = config.breakerEnabled
-    ? new CircuitBreaker({
-        threshold: config.breakerThreshold,
-        openMs: config.breakerOpenMs,
-        onTransition: (from, to) => {
-          telemetry.breakerState(to);
-          logger.warn('circuit breaker state changed', { from, to });
-        },
-      })
-    : null;
+  const fleet = buildFleet(specs, config, clock, telemetry, logger);
+  upstreams = fleet.upstreams;
   const handler = new ProxyHandler({
     config,
-    transport,
+    upstreams,
     clock,
     logger,
     telemetry,
     limiter: config.rateLimitEnabled ? new RateLimiter({ capacity: config.rateLimitRequests, windowSec: config.rateLimitWindowSec }) : null,
-    breaker,
     gate,
     budget: new RetryBudget({ ratio: config.retryBudgetRatio }),
     apiKeys: () => keyRing.current(),
   });
 
   let draining = false;
-  const own = { config, version, telemetry, transport, breaker, gate, lifetimes: handler.lifetimes, requestLogDropped, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
+  const own = { config, version, telemetry, upstreams, gate, lifetimes: handler.lifetimes, requestLogDropped, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
   const server = createProxyServer({ ...own, handler });
   const admin = config.adminPort > 0 ? createAdminServer(own) : null;
   admin?.on('error', (err) => {
@@ -134,7 +117,7 @@ function main(): void {
   });
   server.listen(config.port, config.host, () => {
     const addr = server.address() as AddressInfo;
-    logger.info('listening', { host: addr.address, port: addr.port, upstream: config.upstreamUrl.href, protocol: transport.stats().protocol, version, client_keys: keyRing.current()?.size ?? 'off' });
+    logger.info('listening', { host: addr.address, port: addr.port, upstreams: upstreams!.all.map((u) => `${u.name}=${u.url.href}`), balance: upstreams!.several ? config.balance : undefined, protocol: config.upstreamHttp2 ? 'h2' : 'http/1.1', version, client_keys: keyRing.current()?.size ?? 'off' });
     if (keyRing.current() === null) logger.info('no PROXY_API_KEYS: every client that reaches this port is served');
   });
 
@@ -159,7 +142,7 @@ function main(): void {
       if (left > 0) logger.warn('closing the connections of requests that did not end', { left });
       server.closeAllConnections();
       admin?.closeAllConnections();
-      void transport
+      void fleet
         .close()
         .catch(() => {})
         .then(() => {
@@ -192,6 +175,15 @@ function main(): void {
         logger.info('client keys reloaded', { keys: keyRing.reload() });
       } catch (err) {
         logger.error('client keys file could not be reloaded; the previous keys stay in force', { err: (err as Error).message });
+      }
+    }
+    if (config.upstreamsFile !== null) {
+      try {
+        const r = fleet.reload(parseUpstreamsFile(config.upstreamsFile, readFileSync(config.upstreamsFile, 'utf8')));
+        logger.info('upstreams reloaded', { added: r.added, removed: r.removed, kept: r.kept });
+      } catch (err) {
+        const problems = err instanceof UpstreamsConfigError ? err.problems : [(err as Error).message];
+        logger.error('upstreams file could not be reloaded; the previous upstreams stay in force', { problems });
       }
     }
   });

@@ -16,17 +16,16 @@ import type { Logger } from './logging/logger.js';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE } from './metrics/registry.js';
 import type { Telemetry } from './observe/telemetry.js';
 import { sendError } from './http/send-error.js';
-import type { CircuitBreaker } from './resilience/circuit-breaker.js';
+import type { Upstream } from './upstream/upstream.js';
+import type { UpstreamSet } from './upstream/upstream-set.js';
 import type { ConcurrencyGate } from './resilience/concurrency-gate.js';
 import type { Lifetimes } from './proxy/lifetime.js';
-import type { Transport } from './upstream/transport.js';
 
 export interface OwnParts {
   readonly config: Config;
   readonly version: string;
   readonly telemetry: Telemetry;
-  readonly transport: Transport;
-  readonly breaker: CircuitBreaker | null;
+  readonly upstreams: UpstreamSet;
   readonly gate: ConcurrencyGate | null;
   /** The requests alive now, by phase. */
   readonly lifetimes: Lifetimes;
@@ -48,10 +47,17 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
   res.end(body);
 }
 
+/**
+ * 200 while the proxy can serve, whatever its upstreams do (restarting the proxy would not
+ * heal them): they are reported, one object each. `upstream` and `circuit_breaker` describe
+ * the first (home) upstream, as they did when there was only one.
+ */
 export function healthReport(p: OwnParts): { status: number; body: Record<string, unknown> } {
   const draining = p.isDraining();
-  const t = p.transport.stats();
+  const home = p.upstreams.home;
+  const t = home.transport.stats();
   const stats = p.telemetry.stats;
+  const now = p.clock.now();
   return {
     status: draining ? 503 : 200,
     body: {
@@ -59,18 +65,45 @@ export function healthReport(p: OwnParts): { status: number; body: Record<string
       uptime_s: stats.uptimeSec(),
       version: p.version,
       in_flight: stats.inFlight,
-      upstream: { url: p.config.upstreamUrl.href, protocol: t.protocol, open_connections: t.openConnections },
-      circuit_breaker: breakerView(p),
+      upstream: { url: home.url.href, protocol: t.protocol, open_connections: t.openConnections },
+      circuit_breaker: breakerView(p, home),
+      upstreams: p.upstreams.all.map((u) => ({ name: u.name, url: u.url.href, state: u.state(now), in_flight: u.inFlight, breaker: breakerView(p, u), models: modelsOf(u) })),
       last_upstream_error: stats.lastUpstreamError,
     },
   };
 }
 
-function breakerView(p: OwnParts): Record<string, unknown> {
-  if (p.breaker === null) return { state: 'disabled' };
-  const s = p.breaker.snapshot(p.clock.now());
+function breakerView(p: OwnParts, u: Upstream): Record<string, unknown> {
+  if (u.breaker === null) return { state: 'disabled' };
+  const s = u.breaker.snapshot(p.clock.now());
   const since = s.lastTransitionAt === null ? null : new Date(p.clock.wallNow() - (p.clock.now() - s.lastTransitionAt)).toISOString();
   return { state: s.state, consecutive_failures: s.consecutiveFailures, last_transition: since, retry_after_s: Math.ceil(s.retryAfterMs / 1000) };
+}
+
+/** What it serves: its `models`, else what discovery found; null when unknown (every model). */
+function modelsOf(u: Upstream): string[] | null {
+  const served = u.served;
+  return served === null ? null : [...served];
+}
+
+/** One upstream for /stats: its health and what went through it. */
+function upstreamStats(p: OwnParts, u: Upstream, now: number): Record<string, unknown> {
+  const t = u.transport.stats();
+  return {
+    name: u.name,
+    url: u.url.href,
+    state: u.state(now),
+    weight: u.weight,
+    max_concurrent: u.maxConcurrent,
+    in_flight: u.inFlight,
+    attempts: Object.fromEntries(p.telemetry.stats.attemptsByUpstream.get(u.name) ?? []),
+    breaker: breakerView(p, u),
+    last_health_check: u.lastProbe,
+    models: modelsOf(u),
+    protocol: t.protocol,
+    open_connections: t.openConnections,
+    connections_opened: t.connectionsOpened,
+  };
 }
 
 export function statsReport(p: OwnParts): Record<string, unknown> {
@@ -93,8 +126,10 @@ export function statsReport(p: OwnParts): Record<string, unknown> {
     retries: { total: s.totalRetries(), by_reason: Object.fromEntries(s.retries) },
     rate_limited: s.rateLimited,
     streams: s.streams,
-    circuit_breaker: breakerView(p),
-    upstream: { ...p.transport.stats(), url: p.config.upstreamUrl.href },
+    circuit_breaker: breakerView(p, p.upstreams.home),
+    upstream: { ...p.upstreams.home.transport.stats(), url: p.upstreams.home.url.href },
+    balance: p.upstreams.several ? p.config.balance : null,
+    upstreams: p.upstreams.all.map((u) => upstreamStats(p, u, p.clock.now())),
     last_upstream_error: s.lastUpstreamError,
     request_log: { enabled: p.config.requestLogEnabled, dropped_lines: p.requestLogDropped() },
   };

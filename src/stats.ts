@@ -21,12 +21,14 @@ export class ProxyStats {
   readonly byStatus = new Map<number, number>();
   readonly byEndpoint = new Map<string, number>();
   readonly attempts = new Map<AttemptOutcome, number>();
+  /** The same, per upstream name. */
+  readonly attemptsByUpstream = new Map<string, Map<AttemptOutcome, number>>();
   readonly retries = new Map<string, number>();
   readonly streams = Object.fromEntries(RELAY_OUTCOMES.map((o) => [o, 0])) as Record<StreamOutcome, number>;
   readonly tokens = new Map<string, { prompt: number; completion: number }>();
   readonly durationMs = new LatencyWindow();
   readonly ttfbMs = new LatencyWindow();
-  lastUpstreamError: { at: string; outcome: string; message: string } | null = null;
+  lastUpstreamError: { at: string; upstream: string; outcome: string; message: string } | null = null;
 
   constructor(private readonly wallClock: () => number = Date.now) {
     this.startedAtMs = wallClock();
@@ -40,9 +42,17 @@ export class ProxyStats {
     if (ttfbMs !== null) this.ttfbMs.record(ttfbMs);
   }
 
-  attempt(outcome: AttemptOutcome, message?: string): void {
+  attempt(upstream: string, outcome: AttemptOutcome, message?: string): void {
     this.attempts.set(outcome, (this.attempts.get(outcome) ?? 0) + 1);
-    if (outcome !== 'ok') this.lastUpstreamError = { at: new Date(this.wallClock()).toISOString(), outcome, message: message ?? outcome };
+    let mine = this.attemptsByUpstream.get(upstream);
+    if (mine === undefined) this.attemptsByUpstream.set(upstream, (mine = new Map()));
+    mine.set(outcome, (mine.get(outcome) ?? 0) + 1);
+    if (outcome !== 'ok') this.lastUpstreamError = { at: new Date(this.wallClock()).toISOString(), upstream, outcome, message: message ?? outcome };
+  }
+
+  /** An upstream removed by a reload: its counts go (names come from the config, so the map stays bounded). */
+  forgetUpstream(upstream: string): void {
+    this.attemptsByUpstream.delete(upstream);
   }
 
   retry(reason: string): void {

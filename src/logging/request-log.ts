@@ -31,6 +31,7 @@ export class RequestLog {
         duration_ms: ms(r.durationMs),
         ttfb_ms: ms(r.ttfbMs),
         attempts: r.attempts,
+        upstream: r.upstream,
         bytes_in: r.bytesIn,
         bytes_out: r.bytesOut,
         prompt_tokens: r.promptTokens,

@@ -60,6 +60,11 @@ export abstract class MetricFamily<C> {
     return child;
   }
 
+  /** Drops the series of these label values (an upstream removed by a reload); false when there was none. */
+  remove(...values: string[]): boolean {
+    return this.children.delete(values.length === 1 ? values[0]! : values.join(KEY_SEPARATOR));
+  }
+
   /** The child of a family without labels; calling it on a labelled family is a bug. */
   protected unlabelled(): C {
     if (this.single === null) {

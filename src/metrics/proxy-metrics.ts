@@ -52,6 +52,14 @@ export interface ScrapeSources {
   queueDepth(): number;
   /** Request-log lines lost so far because the disk could not keep up (only grows). */
   requestLogDropped(): number;
+  /** Each upstream now: requests in flight on it, and whether it is routable. */
+  upstreams(): Iterable<{ readonly name: string; readonly inFlight: number; readonly up: boolean }>;
+}
+
+/** One upstream's series: attempts by outcome and its breaker state. */
+interface UpstreamSeries {
+  readonly attempts: Readonly<Record<OutcomeLabel, CounterChild>>;
+  readonly breaker: Readonly<Record<BreakerStateName, GaugeChild>>;
 }
 
 interface RequestSeries {
@@ -75,8 +83,10 @@ export class ProxyMetrics {
   private readonly tokenFamily: Counter;
   /** Keyed by `method status endpoint`: one Map lookup per finished request. */
   private readonly requestSeries = new Map<string, RequestSeries>();
-  private readonly attempts: Readonly<Record<OutcomeLabel, CounterChild>>;
-  private readonly breaker: Readonly<Record<BreakerStateName, GaugeChild>>;
+  private readonly attemptFamily: Counter;
+  private readonly breakerFamily: Gauge;
+  /** Upstream names come from the config, so this stays bounded. */
+  private readonly upstreams = new Map<string, UpstreamSeries>();
   private readonly retries: CappedLabels<CounterChild>;
   private readonly models: CappedLabels<TokenSeries>;
   private unknownModel: TokenSeries | null = null;
@@ -100,30 +110,34 @@ export class ProxyMetrics {
       TTFB_BUCKETS,
     );
     this.inFlight = registry.gauge('openai_proxy_in_flight_requests', 'Requests being served right now.');
-    const attempts = registry.counter('openai_proxy_upstream_attempts_total', 'Upstream attempts, by outcome.', ['outcome']);
+    this.attemptFamily = registry.counter('openai_proxy_upstream_attempts_total', 'Upstream attempts, by upstream and outcome.', ['upstream', 'outcome']);
     const retries = registry.counter('openai_proxy_retries_total', 'Upstream attempts repeated, by reason.', ['reason']);
     this.rateLimitedTotal = registry.counter('openai_proxy_rate_limited_total', 'Requests refused with 429 by the rate limiter.');
-    const breaker = registry.gauge(
+    this.breakerFamily = registry.gauge(
       'openai_proxy_circuit_breaker_state',
-      'Circuit breaker state: 1 for the current state, 0 for the others.',
-      ['state'],
+      "Each upstream's circuit breaker state: 1 for the current state, 0 for the others.",
+      ['upstream', 'state'],
     );
     this.tokenFamily = registry.counter('openai_proxy_tokens_total', 'Tokens reported by the upstream, by model and kind.', ['model', 'kind']);
     if (sources !== undefined) {
       const queue = registry.gauge('openai_proxy_queue_depth', 'Requests waiting for a concurrency slot (MAX_CONCURRENT_REQUESTS).');
       const dropped = registry.counter('openai_proxy_request_log_dropped_total', 'Request-log lines lost because the disk could not keep up.');
+      const upInFlight = registry.gauge('openai_proxy_upstream_in_flight', 'Requests in flight on each upstream (attempts, and the answers they relay).', ['upstream']);
+      const up = registry.gauge('openai_proxy_upstream_up', 'Each upstream: 1 while routable (healthy, breaker letting requests through, under max_concurrent), else 0.', ['upstream']);
       registry.onCollect(() => {
         queue.set(sources.queueDepth());
         const lost = sources.requestLogDropped() - dropped.get();
         if (lost > 0) dropped.inc(lost);
+        for (const u of sources.upstreams()) {
+          upInFlight.labels(u.name).set(u.inFlight);
+          up.labels(u.name).set(u.up ? 1 : 0);
+        }
       });
+      this.removeScraped = (name) => {
+        upInFlight.remove(name);
+        up.remove(name);
+      };
     }
-
-    // Fixed label sets get their series up front: every outcome and state shows from the
-    // first scrape, so rate() and "== 1" queries never see a missing series.
-    this.attempts = Object.fromEntries(OUTCOME_LABELS.map((o) => [o, attempts.labels(o)])) as Record<OutcomeLabel, CounterChild>;
-    this.breaker = Object.fromEntries(BREAKER_STATES.map((s) => [s, breaker.labels(s)])) as Record<BreakerStateName, GaugeChild>;
-    this.breaker.closed.set(1);
 
     this.retries = new CappedLabels(MAX_RETRY_REASONS, (reason) => retries.labels(reason));
     this.models = new CappedLabels(opts.maxModels ?? 50, (model) => this.tokenSeries(model));
@@ -162,9 +176,29 @@ export class ProxyMetrics {
     this.inFlight.dec();
   }
 
+  /**
+   * An upstream's series, made up front for every outcome and state: each shows from the
+   * first scrape, so rate() and "== 1" queries never see a missing series.
+   */
+  addUpstream(name: string): void {
+    if (this.upstreams.has(name)) return;
+    const attempts = Object.fromEntries(OUTCOME_LABELS.map((o) => [o, this.attemptFamily.labels(name, o)])) as Record<OutcomeLabel, CounterChild>;
+    const breaker = Object.fromEntries(BREAKER_STATES.map((s) => [s, this.breakerFamily.labels(name, s)])) as Record<BreakerStateName, GaugeChild>;
+    breaker.closed.set(1);
+    this.upstreams.set(name, { attempts, breaker });
+  }
+
+  /** An upstream removed by a reload: its series go with it. */
+  removeUpstream(name: string): void {
+    if (!this.upstreams.delete(name)) return;
+    for (const o of OUTCOME_LABELS) this.attemptFamily.remove(name, o);
+    for (const s of BREAKER_STATES) this.breakerFamily.remove(name, s);
+    this.removeScraped(name);
+  }
+
   /** One upstream attempt and how it ended. */
-  attempt(outcome: AttemptOutcome): void {
-    this.attempts[outcome === 'protocol' ? 'reset' : outcome]?.inc(); // an unknown name is dropped, never a new series
+  attempt(upstream: string, outcome: AttemptOutcome): void {
+    this.series(upstream).attempts[outcome === 'protocol' ? 'reset' : outcome]?.inc(); // an unknown outcome is dropped, never a new series
   }
 
   /** One retry; `reason` is a short code from the retry classifier. */
@@ -177,9 +211,21 @@ export class ProxyMetrics {
   }
 
   /** The breaker's current state: its series becomes 1, the two others 0. */
-  breakerState(state: BreakerStateName): void {
-    for (const s of BREAKER_STATES) this.breaker[s].set(s === state ? 1 : 0);
+  breakerState(upstream: string, state: BreakerStateName): void {
+    const series = this.series(upstream).breaker;
+    for (const s of BREAKER_STATES) series[s].set(s === state ? 1 : 0);
   }
+
+  private series(upstream: string): UpstreamSeries {
+    let s = this.upstreams.get(upstream);
+    if (s === undefined) {
+      this.addUpstream(upstream);
+      s = this.upstreams.get(upstream)!;
+    }
+    return s;
+  }
+
+  private removeScraped: (name: string) => void = () => {};
 
   /**
    * Token usage of one answer. Counts come from the upstream's JSON, so anything that is

@@ -23,6 +23,8 @@ export interface RequestRecord {
   readonly durationMs: number;
   readonly ttfbMs: number | null;
   readonly attempts: number;
+  /** The upstream of the last attempt; null when none was tried. */
+  readonly upstream: string | null;
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly promptTokens: number | null;
@@ -58,9 +60,9 @@ export class Telemetry {
     }
   }
 
-  attempt(outcome: AttemptOutcome, message?: string): void {
-    this.stats.attempt(outcome, message);
-    this.metrics?.attempt(outcome);
+  attempt(upstream: string, outcome: AttemptOutcome, message?: string): void {
+    this.stats.attempt(upstream, outcome, message);
+    this.metrics?.attempt(upstream, outcome);
   }
 
   retry(reason: string): void {
@@ -77,7 +79,18 @@ export class Telemetry {
     this.stats.streams[outcome]++;
   }
 
-  breakerState(state: BreakerStateName): void {
-    this.metrics?.breakerState(state);
+  breakerState(upstream: string, state: BreakerStateName): void {
+    this.metrics?.breakerState(upstream, state);
+  }
+
+  /** An upstream joined (start, reload): its series show from the next scrape. */
+  upstreamAdded(upstream: string): void {
+    this.metrics?.addUpstream(upstream);
+  }
+
+  /** An upstream left (reload): its series go. */
+  upstreamRemoved(upstream: string): void {
+    this.stats.forgetUpstream(upstream);
+    this.metrics?.removeUpstream(upstream);
   }
 }

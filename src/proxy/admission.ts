@@ -1,27 +1,25 @@
 /**
- * Whether a request may go on, decided before its body is read: the client's key (when
- * keys are required), the client's bucket, then the breaker. Each refusal is a ProxyError
- * with the headers it needs; an admitted request carries its rate-limit headers (every
- * answer shows them) and whether it is the breaker's half-open probe.
+ * Whether a client may go on, decided before its body is read: its key (when keys are
+ * required), then its bucket. Each refusal is a ProxyError with the headers it needs; an
+ * admitted request carries its rate-limit headers (every answer shows them). Whether an
+ * upstream can take it is the upstreams' business (each has its own breaker).
  */
 import type { IncomingMessage } from 'node:http';
 import { ProxyError } from '../errors.js';
 import { clientKey } from '../http/client-identity.js';
 import { presentedKey } from '../http/credentials.js';
 import { formatDuration } from '../http/duration.js';
-import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
 import type { ApiKeys } from '../security/api-keys.js';
 
 export interface AdmissionParts {
   readonly apiKeys: () => ApiKeys | null;
   readonly limiter: RateLimiter | null;
-  readonly breaker: CircuitBreaker | null;
   readonly rateLimitWindowSec: number;
 }
 
 export type Admission =
-  | { readonly ok: true; readonly probe: boolean; readonly keysOn: boolean; readonly rateHeaders: Record<string, string> | undefined }
+  | { readonly ok: true; readonly keysOn: boolean; readonly rateHeaders: Record<string, string> | undefined }
   | { readonly ok: false; readonly error: ProxyError; readonly rateHeaders: Record<string, string> | undefined };
 
 export function admit(p: AdmissionParts, req: IncomingMessage, client: string, now: number): Admission {
@@ -48,13 +46,5 @@ export function admit(p: AdmissionParts, req: IncomingMessage, client: string, n
       return { ok: false, error: new ProxyError('rate_limited', message, { retryAfterSec: d.retryAfterMs / 1000 }), rateHeaders };
     }
   }
-  let probe = false;
-  if (p.breaker !== null) {
-    const a = p.breaker.admit(now);
-    if (a.kind === 'reject') {
-      return { ok: false, error: new ProxyError('circuit_open', 'The upstream is failing; the proxy is refusing requests until it recovers.', { retryAfterSec: a.retryAfterMs / 1000 }), rateHeaders };
-    }
-    probe = a.kind === 'probe';
-  }
-  return { ok: true, probe, keysOn: keys !== null, rateHeaders };
+  return { ok: true, keysOn: keys !== null, rateHeaders };
 }

@@ -15,7 +15,8 @@ import type { Telemetry } from '../observe/telemetry.js';
 import { retryAfterMs } from '../resilience/retry-after.js';
 import type { Verdict } from '../resilience/retry.js';
 import { BodyChannel } from '../upstream/body-channel.js';
-import { UpstreamFailure, type Transport, type UpstreamRequest, type UpstreamResponse } from '../upstream/transport.js';
+import { UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from '../upstream/transport.js';
+import type { Upstream } from '../upstream/upstream.js';
 import type { BreakerTicket } from './breaker-ticket.js';
 import type { Lifetime } from './lifetime.js';
 
@@ -33,22 +34,24 @@ const MAX_HELD_ERROR_BODY = 64 * 1024;
 const ENDED: Answer = { kind: 'ended' };
 
 export interface AttemptParts {
-  readonly transport: Transport;
   readonly telemetry: Telemetry;
   readonly clock: Clock;
 }
 
-/** Sends `r` once; the verdict on the upstream goes to `ticket` (the request's standing with the breaker). */
-export async function attempt(p: AttemptParts, r: UpstreamRequest, life: Lifetime, ticket: BreakerTicket): Promise<Verdict<Answer>> {
+/**
+ * Sends `r` once to upstream `u`; the verdict on it goes to `ticket` (the request's standing
+ * with u's breaker) and to the telemetry under u's name.
+ */
+export async function attempt(p: AttemptParts, u: Upstream, r: UpstreamRequest, life: Lifetime, ticket: BreakerTicket): Promise<Verdict<Answer>> {
   const { telemetry } = p;
   const failure = (outcome: 'timeout' | 'connect_error' | 'reset' | 'protocol', message: string): void => {
-    telemetry.attempt(outcome, message);
+    telemetry.attempt(u.name, outcome, message);
     ticket.failure();
   };
   life.enter('attempt');
   let up: UpstreamResponse;
   try {
-    up = await p.transport.send(r, life.cancel);
+    up = await u.transport.send(r, life.cancel);
   } catch (err) {
     const ended = life.endedBy;
     if (ended !== null) {
@@ -71,7 +74,7 @@ export async function attempt(p: AttemptParts, r: UpstreamRequest, life: Lifetim
     return err.outcome === 'reset' ? { kind: 'retry', reason: 'reset', value: { kind: 'error', error: broke } } : { kind: 'final', value: { kind: 'error', error: broke } };
   }
   const failed = up.status >= 500;
-  telemetry.attempt(failed ? 'http_5xx' : 'ok', failed ? `upstream answered ${up.status}` : undefined);
+  telemetry.attempt(u.name, failed ? 'http_5xx' : 'ok', failed ? `upstream answered ${up.status}` : undefined);
   if (failed) ticket.failure();
   else ticket.success();
   if (!RETRY_STATUSES.has(up.status)) return { kind: 'final', value: { kind: 'stream', up } };

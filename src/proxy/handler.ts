@@ -21,33 +21,36 @@ import { sendError } from '../http/send-error.js';
 import type { Logger } from '../logging/logger.js';
 import { requestFacts } from '../observe/request-facts.js';
 import type { Telemetry } from '../observe/telemetry.js';
+import { pathOf } from '../own-endpoints.js';
 import { backoffDelayMs } from '../resilience/backoff.js';
-import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
 import type { ConcurrencyGate, Release } from '../resilience/concurrency-gate.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
-import { retry } from '../resilience/retry.js';
+import { retry, type Verdict } from '../resilience/retry.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import type { ApiKeys } from '../security/api-keys.js';
 import { relayResponse } from '../upstream/relay.js';
-import { upstreamTarget, type UpstreamTarget } from '../upstream/target.js';
-import type { Transport, UpstreamRequest } from '../upstream/transport.js';
+import type { UpstreamRequest } from '../upstream/transport.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { BALANCED, type Route, type UpstreamSet } from '../upstream/upstream-set.js';
 import { admit, type AdmissionParts } from './admission.js';
 import { attempt, type Answer, type AttemptParts } from './attempt.js';
-import { BreakerTicket } from './breaker-ticket.js';
+import { BreakerTickets } from './breaker-ticket.js';
 import { forwardContext } from './forwarding.js';
 import { Lifetimes, type Lifetime } from './lifetime.js';
-import { newRecord, Outcomes, type RateHeaders, type Rec, type Reply } from './outcomes.js';
+import { newRecord, Outcomes, unavailable, type RateHeaders, type Rec, type Reply } from './outcomes.js';
+import { ResponseHomes } from './response-homes.js';
+import { routeOf, type RouteOptions } from './routing.js';
 import { UpgradeHandler } from './upgrade.js';
-import { usageMeter } from './usage-meter.js';
+import { usageMeter, type UsageMeter } from './usage-meter.js';
 
 export interface ProxyParts {
   readonly config: Config;
-  readonly transport: Transport;
+  /** The upstreams (one or several), each with its transport and breaker. */
+  readonly upstreams: UpstreamSet;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly telemetry: Telemetry;
   readonly limiter: RateLimiter | null;
-  readonly breaker: CircuitBreaker | null;
   readonly gate: ConcurrencyGate | null;
   readonly budget: RetryBudget;
   /** The client keys in force now (they can be reloaded); null = no key needed. */
@@ -58,7 +61,8 @@ export interface ProxyParts {
 export class ProxyHandler {
   /** Every request alive now (shutdown ends them, /stats counts them by phase). */
   readonly lifetimes: Lifetimes;
-  private readonly target: UpstreamTarget;
+  /** Which upstream made each stored response (routing.ts). */
+  readonly responses = new ResponseHomes();
   private readonly admission: AdmissionParts;
   private readonly attemptParts: AttemptParts;
   private readonly bodyLimits: BodyLimits;
@@ -68,16 +72,15 @@ export class ProxyHandler {
   constructor(private readonly p: ProxyParts) {
     const { config, clock } = p;
     this.lifetimes = new Lifetimes(clock);
-    this.target = upstreamTarget(config.upstreamUrl);
-    this.admission = { apiKeys: p.apiKeys, limiter: p.limiter, breaker: p.breaker, rateLimitWindowSec: config.rateLimitWindowSec };
-    this.attemptParts = { transport: p.transport, telemetry: p.telemetry, clock };
+    this.admission = { apiKeys: p.apiKeys, limiter: p.limiter, rateLimitWindowSec: config.rateLimitWindowSec };
+    this.attemptParts = { telemetry: p.telemetry, clock };
     this.bodyLimits = { maxReplayBytes: config.maxReplayBodyBytes, maxBodyBytes: config.maxRequestBodyBytes, idleTimeoutMs: config.clientTimeoutMs, clock };
     this.outcomes = new Outcomes(config.timeoutMs, p.logger, p.telemetry);
-    this.upgrades = new UpgradeHandler(p, this.lifetimes, this.target, this.admission, this.outcomes);
+    this.upgrades = new UpgradeHandler(p, this.lifetimes, this.admission, this.outcomes, this.responses);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { clock, telemetry, budget, config } = this.p;
+    const { clock, telemetry, budget, config, upstreams } = this.p;
     const started = clock.now();
     const life = this.lifetimes.begin();
     life.watchClient(res);
@@ -86,30 +89,35 @@ export class ProxyHandler {
     telemetry.requestStarted();
     budget.requestStarted();
     let release: Release | null = null;
-    let ticket: BreakerTicket | null = null;
+    const tickets = new BreakerTickets<Upstream>(clock);
+    const using: Using = { upstream: null };
     let rateHeaders: RateHeaders;
     try {
       const admission = admit(this.admission, req, rec.client, started);
       rateHeaders = admission.rateHeaders;
       if (!admission.ok) return this.outcomes.refuse(rec, reply, admission.error, rateHeaders);
-      ticket = new BreakerTicket(this.p.breaker, clock, admission.probe);
+      // nothing could take it (every breaker open, every upstream down): say so before reading the body
+      if (!upstreams.available(BALANCED, started)) return this.outcomes.refuse(rec, reply, unavailable(this.p.upstreams, BALANCED, started, config.healthCheckIntervalMs), rateHeaders);
+      if (upstreams.several && rec.method === 'GET' && pathOf(rec.path) === '/v1/models') return this.listModels(res, rec, rateHeaders, life);
       life.enter('reading_body');
       let body: RequestBody | null = await readRequestBody(req, this.bodyLimits, life.cancel);
       rec.bytesIn = body.kind === 'buffered' ? body.data.length : body.headBytes;
       rec.model = requestFacts(body.kind === 'buffered' ? body.data : body.head[0]!, req.headers['content-type']).model;
+      const route = upstreams.several ? routeOf({ method: rec.method, url: rec.path, headers: req.headers, model: rec.model, body: body.kind === 'buffered' ? body.data : null }, this.routeOptions()) : BALANCED;
       if (this.p.gate !== null) {
         life.enter('queued');
         release = await this.p.gate.acquire(life.cancel.signal);
       }
       life.startDeadline(config.timeoutMs);
-      const answer = await this.attempts(req, rec, body, life, ticket, admission.keysOn);
+      const answer = await this.attempts(req, rec, body, route, life, tickets, using, admission.keysOn);
       body = null; // not held while the answer streams, for minutes maybe
-      await this.answer(res, rec, answer, rateHeaders, life, reply);
+      await this.answer(res, rec, answer, rateHeaders, life, reply, using.upstream);
     } catch (err) {
       this.outcomes.failed(rec, err, reply, rateHeaders, res);
     } finally {
       release?.();
-      ticket?.release();
+      tickets.releaseAll();
+      if (using.upstream !== null) upstreams.leave(using.upstream);
       life.finish();
       budget.requestEnded();
       rec.ttfbMs = life.firstByteAt === null ? null : life.firstByteAt - started;
@@ -123,50 +131,107 @@ export class ProxyHandler {
     return this.upgrades.handle(req, socket, head);
   }
 
-  /** Attempts under the TIMEOUT deadline, retried as the policy allows. */
-  private async attempts(req: IncomingMessage, rec: Rec, body: RequestBody, life: Lifetime, ticket: BreakerTicket, keysOn: boolean): Promise<Answer> {
-    const { config, clock, breaker, budget, telemetry } = this.p;
-    const upstreamReq: UpstreamRequest = {
-      method: rec.method,
-      path: this.target.basePath + rec.path,
-      headers: toUpstreamHeaders(req.headers, forwardContext(config, this.target, req, rec.requestId, keysOn, config.upstreamHttp2)),
-      body,
-    };
+  /**
+   * Attempts under the TIMEOUT deadline, retried as the policy allows: each on the upstream
+   * the route and the balancer choose (a retry prefers one not tried yet, and goes at once
+   * when it fails over). The upstream whose answer is relayed stays in `using` until the
+   * request ends; the others are left as soon as their attempt is over.
+   */
+  private async attempts(req: IncomingMessage, rec: Rec, body: RequestBody, route: Route, life: Lifetime, tickets: BreakerTickets<Upstream>, using: Using, keysOn: boolean): Promise<Answer> {
+    const { config, clock, budget, telemetry, upstreams } = this.p;
+    const tried = new Set<Upstream>();
+    let upstreamReq: UpstreamRequest | null = null;
+    let builtFor: Upstream | null = null;
+    let last: Answer | null = null;
     let holdingRetry = false;
     const parts = this.attemptParts;
+    const once = async (): Promise<Verdict<Answer>> => {
+      const u = this.choose(route, tried, tickets);
+      // nothing may take it now (the breakers opened meanwhile): the last answer stands
+      if (u === null) return { kind: 'final', value: last ?? { kind: 'error', error: unavailable(upstreams, route, clock.now(), config.healthCheckIntervalMs) } };
+      tried.add(u);
+      rec.attempts++;
+      rec.upstream = u.name;
+      if (builtFor !== u) {
+        upstreamReq = { method: rec.method, path: u.target.basePath + rec.path, headers: toUpstreamHeaders(req.headers, forwardContext(config, u.target, req, rec.requestId, keysOn, config.upstreamHttp2)), body };
+        builtFor = u;
+      }
+      upstreams.enter(u);
+      let relayed = false;
+      try {
+        const verdict = await attempt(parts, u, upstreamReq!, life, tickets.for(u));
+        last = verdict.value;
+        relayed = verdict.kind === 'final' && verdict.value.kind === 'stream';
+        return verdict;
+      } finally {
+        if (relayed) using.upstream = u;
+        else upstreams.leave(u);
+      }
+    };
     try {
-      const result = await retry<Answer>(
-        () => {
-          rec.attempts++;
-          return attempt(parts, upstreamReq, life, ticket);
+      const result = await retry<Answer>(once, {
+        maxRetries: config.maxRetries,
+        backoffMs: (n) => backoffDelayMs(n, { baseMs: config.retryDelayMs, maxMs: config.retryMaxDelayMs }, this.p.random),
+        clock,
+        deadline: clock.now() + config.timeoutMs,
+        cancel: life.cancel,
+        failover: () => upstreams.untried(route, tried, clock.now()),
+        mayRetry: (reason) => {
+          // a streamed body is not kept: only a connection that never opened left it unread
+          if (body.kind === 'streaming' && reason !== 'connect_error') return false;
+          // an open breaker (the failure may have just opened it) or nobody left to ask
+          if (!upstreams.available(route, clock.now())) return false;
+          // failing over to a replica not tried yet adds no load to the one that failed:
+          // the budget, which keeps retries from multiplying an outage, is not spent on it
+          if (upstreams.untried(route, tried, clock.now())) return true;
+          if (!holdingRetry) holdingRetry = budget.tryAcquireRetry();
+          return holdingRetry;
         },
-        {
-          maxRetries: ticket.probe ? 0 : config.maxRetries,
-          backoffMs: (n) => backoffDelayMs(n, { baseMs: config.retryDelayMs, maxMs: config.retryMaxDelayMs }, this.p.random),
-          clock,
-          deadline: clock.now() + config.timeoutMs,
-          cancel: life.cancel,
-          mayRetry: (reason) => {
-            // a streamed body is not kept: only a connection that never opened left it unread
-            if (body.kind === 'streaming' && reason !== 'connect_error') return false;
-            if (breaker !== null && breaker.snapshot(clock.now()).state !== 'closed') return false;
-            if (!holdingRetry) holdingRetry = budget.tryAcquireRetry();
-            return holdingRetry;
-          },
-          onRetry: (_n, reason) => {
-            telemetry.retry(reason);
-            life.enter('backoff');
-          },
+        onRetry: (_n, reason) => {
+          telemetry.retry(reason);
+          life.enter('backoff');
         },
-      );
+      });
       return result.value;
     } finally {
       if (holdingRetry) budget.releaseRetry();
     }
   }
 
+  /** The upstream for the next attempt whose breaker lets it through now, or null. */
+  private choose(route: Route, tried: Set<Upstream>, tickets: BreakerTickets<Upstream>): Upstream | null {
+    const { upstreams, clock } = this.p;
+    // this request is an upstream's half-open probe and got no verdict yet (its connection
+    // turned out closed): the resend goes there, although the breaker shows its probe as out
+    for (const u of tried) if (tickets.for(u).probe) return u;
+    const refused = new Set(tried);
+    for (let i = 0; i <= upstreams.all.length; i++) {
+      const u = upstreams.choose(route, i === 0 ? tried : refused, clock.now());
+      if (u === null) return null;
+      if (tickets.for(u).admit()) return u;
+      refused.add(u); // its probe slot was just taken by another request
+      if (!upstreams.several) return null;
+    }
+    return null;
+  }
+
+
+  private routeOptions(): RouteOptions {
+    return { home: this.p.upstreams.home.name, responses: this.responses, affinity: this.p.config.balance === 'affinity' };
+  }
+
+  /** With several upstreams the proxy answers `GET /v1/models` itself: the union of what they serve. */
+  private listModels(res: ServerResponse, rec: Rec, rateHeaders: RateHeaders, life: Lifetime): void {
+    const body = JSON.stringify({ object: 'list', data: this.p.upstreams.models().map((id) => ({ id, object: 'model', created: 0, owned_by: 'openai-proxy' })) });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': rec.requestId, ...rateHeaders });
+    life.markFirstByte();
+    res.end(body);
+    rec.status = 200;
+    rec.bytesOut = Buffer.byteLength(body);
+  }
+
   /** Gives the client its answer and completes the record. */
-  private async answer(res: ServerResponse, rec: Rec, answer: Answer, rateHeaders: RateHeaders, life: Lifetime, reply: Reply): Promise<void> {
+  private async answer(res: ServerResponse, rec: Rec, answer: Answer, rateHeaders: RateHeaders, life: Lifetime, reply: Reply, from: Upstream | null): Promise<void> {
     // an early end decides, whatever the last attempt said: a client that left during a
     // backoff is 499, not the 503 that was waiting to be retried
     if (life.ended) {
@@ -194,7 +259,8 @@ export class ProxyHandler {
     life.answerBegan(this.p.config.timeoutMs);
     rec.status = up.status;
     const meter = usageMeter(up.status, up.headers);
-    const relayed = await relayResponse(up, res, { requestId: rec.requestId, path: rec.path, idleTimeoutMs: this.p.config.timeoutMs, ...(rateHeaders ? { extraHeaders: rateHeaders } : {}), ...(meter ? { onChunk: meter } : {}) }, life);
+    const tap = this.tap(rec, up.status, from, meter);
+    const relayed = await relayResponse(up, res, { requestId: rec.requestId, path: rec.path, idleTimeoutMs: this.p.config.timeoutMs, ...(rateHeaders ? { extraHeaders: rateHeaders } : {}), ...(tap ? { onChunk: tap } : {}) }, life);
     rec.stream = relayed.sse;
     rec.bytesOut = relayed.bytesOut;
     if (relayed.sse) this.p.telemetry.streamEnded(relayed.outcome);
@@ -209,4 +275,17 @@ export class ProxyHandler {
       rec.model ??= meter.model();
     }
   }
+
+  /** What watches the answer as it passes: the usage meter, and for a stored response with several upstreams, which one holds it. */
+  private tap(rec: Rec, status: number, from: Upstream | null, meter: UsageMeter | null): { push(chunk: Buffer): void } | null {
+    if (from === null || !this.p.upstreams.several || status < 200 || status >= 300 || rec.method !== 'POST' || pathOf(rec.path) !== '/v1/responses') return meter;
+    const homes = this.responses.watch(from.name);
+    if (meter === null) return homes;
+    return { push: (c) => (meter.push(c), homes.push(c)) };
+  }
+}
+
+/** The upstream whose answer a request is relaying (it leaves that upstream when the request ends). */
+interface Using {
+  upstream: Upstream | null;
 }

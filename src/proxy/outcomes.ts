@@ -15,6 +15,7 @@ import { routeTemplate } from '../http/route-template.js';
 import type { Logger } from '../logging/logger.js';
 import type { RequestRecord, Telemetry } from '../observe/telemetry.js';
 import { GateRejected } from '../resilience/concurrency-gate.js';
+import type { Route, UpstreamSet } from '../upstream/upstream-set.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export type Rec = Mutable<RequestRecord>;
@@ -22,6 +23,17 @@ export type RateHeaders = Record<string, string> | undefined;
 
 /** Tells the client of an error; returns the status it was given. */
 export type Reply = (err: ProxyError, extra: RateHeaders) => number;
+
+/**
+ * 503 when no upstream can take the request: `circuit_open` with one upstream (as it always
+ * was), `no_upstream_available` with several; `Retry-After` until the soonest could.
+ */
+export function unavailable(upstreams: UpstreamSet, route: Route, now: number, healthIntervalMs: number): ProxyError {
+  const retryAfterSec = upstreams.retryAfterMs(route, now, healthIntervalMs) / 1000;
+  return upstreams.several
+    ? new ProxyError('no_upstream_available', 'No upstream that serves this request can take it now.', { retryAfterSec })
+    : new ProxyError('circuit_open', 'The upstream is failing; the proxy is refusing requests until it recovers.', { retryAfterSec });
+}
 
 export function newRecord(req: IncomingMessage, trustProxy: boolean): Rec {
   const url = req.url ?? '/';
@@ -37,6 +49,7 @@ export function newRecord(req: IncomingMessage, trustProxy: boolean): Rec {
     durationMs: 0,
     ttfbMs: null,
     attempts: 0,
+    upstream: null,
     bytesIn: 0,
     bytesOut: 0,
     promptTokens: null,

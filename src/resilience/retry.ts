@@ -4,7 +4,8 @@
  * deadline) on the injected clock, and stops at the first of: success or a final answer,
  * MAX_RETRIES spent, the deadline, the caller's gate (breaker open, retry budget spent), or
  * the cancellation (client gone). A connection the peer had already closed is resent at once and
- * not counted: it says nothing about the upstream's health.
+ * not counted: it says nothing about the upstream's health. A retry that fails over to another
+ * upstream goes at once.
  */
 import type { Clock } from '../clock.js';
 
@@ -29,6 +30,11 @@ export interface RetryOptions {
   readonly onRetry?: (retryNumber: number, reason: string, delayMs: number) => void;
   /** Resends of stale connections allowed in one request (they are not counted as retries). */
   readonly maxImmediate?: number;
+  /**
+   * Asked before each retry: true when it will go to another upstream that has not been
+   * tried, which needs no wait (neither the backoff nor the first one's Retry-After).
+   */
+  readonly failover?: () => boolean;
 }
 
 export interface RetryResult<T> {
@@ -53,10 +59,13 @@ export async function retry<T>(attempt: (attemptNumber: number) => Promise<Verdi
     }
     if (retries >= opts.maxRetries) return stop('retries_spent');
     const left = opts.deadline - opts.clock.now();
-    const asked = verdict.retryAfterMs;
-    if (asked !== undefined && asked > left) return stop('deadline'); // the upstream wants a wait we cannot afford
-    const delay = asked ?? opts.backoffMs(retries + 1);
-    if (delay >= left) return stop('deadline');
+    let delay = 0;
+    if (opts.failover?.() !== true) {
+      const asked = verdict.retryAfterMs;
+      if (asked !== undefined && asked > left) return stop('deadline'); // the upstream wants a wait we cannot afford
+      delay = asked ?? opts.backoffMs(retries + 1);
+      if (delay >= left) return stop('deadline');
+    } else if (left <= 0) return stop('deadline');
     if (opts.mayRetry && !opts.mayRetry(verdict.reason)) return stop('refused');
     retries++;
     opts.onRetry?.(retries, verdict.reason, delay);

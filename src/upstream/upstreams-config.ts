@@ -100,7 +100,7 @@ export function parseUpstreamsFile(path: string, text: string): UpstreamSpec[] {
   } catch (err) {
     throw fileProblem(`is not JSON: ${(err as Error).message}`);
   }
-  if (!Array.isArray(doc)) throw fileProblem(`must be a JSON array of upstreams such as [{"url": "http://10.0.0.5:8000"}], got ${kind(doc)}`);
+  if (!Array.isArray(doc)) throw fileProblem(`must be a JSON array of upstreams such as [{"url": "http://gpu-a.internal:8000"}], got ${kind(doc)}`);
   if (doc.length === 0) throw fileProblem('is an empty array; name at least one upstream');
 
   const problems: string[] = [];
@@ -138,7 +138,7 @@ interface ParsedEntry {
 /** One entry of the array; every reason it is wrong goes to `reasons`. */
 function parseEntry(entry: unknown, reasons: string[]): ParsedEntry {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-    reasons.push(`must be an object such as {"url": "http://10.0.0.5:8000"}, got ${kind(entry)}`);
+    reasons.push(`must be an object such as {"url": "http://gpu-a.internal:8000"}, got ${kind(entry)}`);
     return { name: null, derived: false, spec: null };
   }
   const e = entry as Record<string, unknown>;

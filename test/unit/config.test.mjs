@@ -73,9 +73,9 @@ test('several upstreams: defaults, and each new variable parsed', () => {
 });
 
 test('UPSTREAM_URL takes a comma-separated list; upstreamUrl stays the first', () => {
-  const c = parseConfig({ UPSTREAM_URL: 'http://10.0.0.5:8000 , https://gpu-b.internal/openai,http://[::1]:8001' });
-  assert.deepEqual(c.upstreamUrls.map((u) => u.href), ['http://10.0.0.5:8000/', 'https://gpu-b.internal/openai', 'http://[::1]:8001/']);
-  assert.equal(c.upstreamUrl.href, 'http://10.0.0.5:8000/');
+  const c = parseConfig({ UPSTREAM_URL: 'http://127.0.0.1:8000 , https://gpu-b.internal/openai,http://[::1]:8001' });
+  assert.deepEqual(c.upstreamUrls.map((u) => u.href), ['http://127.0.0.1:8000/', 'https://gpu-b.internal/openai', 'http://[::1]:8001/']);
+  assert.equal(c.upstreamUrl.href, 'http://127.0.0.1:8000/');
 });
 
 test('a bad element or a duplicate host:port in the list is one line naming that element', () => {

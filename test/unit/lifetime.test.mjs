@@ -138,15 +138,24 @@ function halfOpen(clock) {
   const breaker = new CircuitBreaker({ threshold: 1, openMs: 1000 });
   breaker.recordFailure(clock.now(), false);
   clock.t += 1000;
-  assert.equal(breaker.admit(clock.now()).kind, 'probe');
   return breaker;
+}
+
+/** A ticket that has taken the probe of `breaker`. */
+function probing(breaker, clock) {
+  const ticket = new BreakerTicket(breaker, clock);
+  assert.equal(ticket.admit(), true);
+  assert.equal(ticket.probe, true, 'the request is the probe');
+  return ticket;
 }
 
 test("a probe's verdict can come from any attempt of its request: the first success closes the breaker", () => {
   const clock = new FakeClock();
   const breaker = halfOpen(clock);
-  const ticket = new BreakerTicket(breaker, clock, true);
-  // attempt 1 was resent (stale connection): no verdict; attempt 2 answers
+  const ticket = probing(breaker, clock);
+  // attempt 1 was resent (stale connection): no verdict; the resend goes although the probe is out
+  assert.equal(ticket.admit(), true);
+  assert.equal(new BreakerTicket(breaker, clock).admit(), false, 'another request is refused meanwhile');
   ticket.success();
   assert.equal(breaker.snapshot(clock.now()).state, 'closed');
   ticket.release();
@@ -156,12 +165,12 @@ test("a probe's verdict can come from any attempt of its request: the first succ
 test('a probe that failed opens the breaker again; one released without a verdict frees its slot', () => {
   const clock = new FakeClock();
   const failing = halfOpen(clock);
-  new BreakerTicket(failing, clock, true).failure();
+  probing(failing, clock).failure();
   assert.equal(failing.snapshot(clock.now()).state, 'open');
 
   const abandoned = halfOpen(clock);
+  const ticket = probing(abandoned, clock);
   assert.equal(abandoned.admit(clock.now()).kind, 'reject', 'the slot is taken while the probe is out');
-  const ticket = new BreakerTicket(abandoned, clock, true);
   ticket.release();
   ticket.release();
   assert.equal(abandoned.admit(clock.now()).kind, 'probe', 'the next request may probe');
@@ -170,11 +179,13 @@ test('a probe that failed opens the breaker again; one released without a verdic
 test('a verdict reaches the breaker once as the probe; later ones are ordinary news', () => {
   const clock = new FakeClock();
   const breaker = halfOpen(clock);
-  const ticket = new BreakerTicket(breaker, clock, true);
+  const ticket = probing(breaker, clock);
   ticket.failure();
   clock.t += 1000;
   assert.equal(breaker.admit(clock.now()).kind, 'probe'); // somebody else's probe now
   ticket.success(); // a late report of the first request must not close it
   assert.equal(breaker.snapshot(clock.now()).state, 'half_open');
-  assert.doesNotThrow(() => new BreakerTicket(null, clock, true).release(), 'no breaker: nothing to tell');
+  const none = new BreakerTicket(null, clock);
+  assert.equal(none.admit(), true, 'no breaker: always through');
+  assert.doesNotThrow(() => (none.success(), none.release()), 'and nothing to tell');
 });

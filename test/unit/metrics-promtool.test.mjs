@@ -29,11 +29,12 @@ function populatedScrape() {
       }
     }
     metrics.requestFinished('POST', '/v1/completions', 200, 900, 400); // beyond the last bounds
-    for (const outcome of ['ok', 'connect_error', 'timeout', 'reset', 'http_5xx']) metrics.attempt(outcome);
+    for (const outcome of ['ok', 'connect_error', 'timeout', 'reset', 'http_5xx']) metrics.attempt('gpu-a', outcome);
+    metrics.attempt('[::1]:8000', 'ok');
     for (const reason of ['connect_error', 'timeout', 'http_5xx', 'reason "with" \\ and\nnewline']) metrics.retry(reason);
     metrics.rateLimited();
     metrics.inFlightInc();
-    metrics.breakerState('half_open');
+    metrics.breakerState('gpu-a', 'half_open');
     for (const model of ['llama-3.1-70b', 'Qwen/Qwen2.5 "instruct"', 'modèle\\ünicode ✓', 'fourth-over-cap', null]) {
       metrics.tokens(model, 123, 456);
     }

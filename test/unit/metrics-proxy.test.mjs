@@ -44,7 +44,7 @@ test('every metric of INTERFACE.md is rendered with its type, and nothing else',
   t.after(() => proc.close());
   metrics.requestFinished('POST', '/v1/chat/completions', 200, 1.5, 0.3);
   metrics.inFlightInc();
-  metrics.attempt('ok');
+  metrics.attempt('gpu-a', 'ok');
   metrics.retry('connect_error');
   metrics.rateLimited();
   metrics.tokens('gpt-4o', 10, 20);
@@ -109,35 +109,43 @@ test('in-flight goes up and down; rate-limited counts', () => {
   assert.deepEqual(samples(text, 'openai_proxy_rate_limited_total'), ['openai_proxy_rate_limited_total 1']);
 });
 
-test('every attempt outcome is shown from the first scrape, at 0', () => {
+test('every attempt outcome of an upstream is shown from its first scrape, at 0; a protocol error counts as a reset', () => {
   const { registry, metrics } = setup();
-  metrics.attempt('timeout');
-  metrics.attempt('timeout');
-  metrics.attempt('http_5xx');
-  metrics.attempt('bogus'); // not an outcome: ignored rather than a new series
+  metrics.addUpstream('gpu-a');
+  metrics.attempt('gpu-a', 'timeout');
+  metrics.attempt('gpu-a', 'timeout');
+  metrics.attempt('gpu-a', 'http_5xx');
+  metrics.attempt('gpu-a', 'protocol');
+  metrics.attempt('gpu-a', 'bogus'); // not an outcome: ignored rather than a new series
   assert.deepEqual(samples(registry.render(), 'openai_proxy_upstream_attempts_total'), [
-    'openai_proxy_upstream_attempts_total{outcome="ok"} 0',
-    'openai_proxy_upstream_attempts_total{outcome="connect_error"} 0',
-    'openai_proxy_upstream_attempts_total{outcome="timeout"} 2',
-    'openai_proxy_upstream_attempts_total{outcome="reset"} 0',
-    'openai_proxy_upstream_attempts_total{outcome="http_5xx"} 1',
+    'openai_proxy_upstream_attempts_total{upstream="gpu-a",outcome="ok"} 0',
+    'openai_proxy_upstream_attempts_total{upstream="gpu-a",outcome="connect_error"} 0',
+    'openai_proxy_upstream_attempts_total{upstream="gpu-a",outcome="timeout"} 2',
+    'openai_proxy_upstream_attempts_total{upstream="gpu-a",outcome="reset"} 1',
+    'openai_proxy_upstream_attempts_total{upstream="gpu-a",outcome="http_5xx"} 1',
   ]);
 });
 
-test('the breaker state gauge has exactly one 1: closed at first, then the current state', () => {
+test("each upstream's breaker state gauge has exactly one 1: closed at first, then the current state", () => {
   const { registry, metrics } = setup();
+  metrics.addUpstream('gpu-a');
+  metrics.addUpstream('gpu-b');
   const state = () => samples(registry.render(), 'openai_proxy_circuit_breaker_state');
   assert.deepEqual(state(), [
-    'openai_proxy_circuit_breaker_state{state="closed"} 1',
-    'openai_proxy_circuit_breaker_state{state="open"} 0',
-    'openai_proxy_circuit_breaker_state{state="half_open"} 0',
+    'openai_proxy_circuit_breaker_state{upstream="gpu-a",state="closed"} 1',
+    'openai_proxy_circuit_breaker_state{upstream="gpu-a",state="open"} 0',
+    'openai_proxy_circuit_breaker_state{upstream="gpu-a",state="half_open"} 0',
+    'openai_proxy_circuit_breaker_state{upstream="gpu-b",state="closed"} 1',
+    'openai_proxy_circuit_breaker_state{upstream="gpu-b",state="open"} 0',
+    'openai_proxy_circuit_breaker_state{upstream="gpu-b",state="half_open"} 0',
   ]);
   for (const s of ['open', 'half_open', 'closed', 'open']) {
-    metrics.breakerState(s);
-    const now = state();
+    metrics.breakerState('gpu-a', s);
+    const now = state().filter((l) => l.includes('gpu-a'));
     assert.equal(now.filter((l) => l.endsWith(' 1')).length, 1);
-    assert.ok(now.includes(`openai_proxy_circuit_breaker_state{state="${s}"} 1`));
+    assert.ok(now.includes(`openai_proxy_circuit_breaker_state{upstream="gpu-a",state="${s}"} 1`));
   }
+  assert.ok(state().includes('openai_proxy_circuit_breaker_state{upstream="gpu-b",state="closed"} 1'), 'the other upstream is untouched');
 });
 
 test('retry reasons are counted, and fold into other beyond 20 distinct reasons', () => {
@@ -247,7 +255,7 @@ test('event-loop lag is the mean delay beyond the 20 ms sampling interval, 0 wit
 test('queue depth and lost request-log lines are read at scrape time from their owners', () => {
   const registry = new Registry();
   const src = { depth: 3, dropped: 0 };
-  new ProxyMetrics(registry, {}, { queueDepth: () => src.depth, requestLogDropped: () => src.dropped });
+  new ProxyMetrics(registry, {}, { queueDepth: () => src.depth, requestLogDropped: () => src.dropped, upstreams: () => [] });
   let text = registry.render();
   assert.deepEqual(samples(text, 'openai_proxy_queue_depth'), ['openai_proxy_queue_depth 3']);
   assert.deepEqual(samples(text, 'openai_proxy_request_log_dropped_total'), ['openai_proxy_request_log_dropped_total 0']);
@@ -258,4 +266,22 @@ test('queue depth and lost request-log lines are read at scrape time from their 
   assert.deepEqual(samples(text, 'openai_proxy_request_log_dropped_total'), ['openai_proxy_request_log_dropped_total 7']);
   registry.render();
   assert.deepEqual(samples(registry.render(), 'openai_proxy_request_log_dropped_total'), ['openai_proxy_request_log_dropped_total 7'], 'counted once, not per scrape');
+});
+
+test('per upstream: in flight and up read at scrape time; a removed upstream takes every series of its own with it', () => {
+  const registry = new Registry();
+  const fleet = [
+    { name: 'gpu-a', inFlight: 3, up: true },
+    { name: 'gpu-b', inFlight: 0, up: false },
+  ];
+  const metrics = new ProxyMetrics(registry, {}, { queueDepth: () => 0, requestLogDropped: () => 0, upstreams: () => fleet });
+  for (const u of fleet) metrics.addUpstream(u.name);
+  let text = registry.render();
+  assert.deepEqual(samples(text, 'openai_proxy_upstream_in_flight'), ['openai_proxy_upstream_in_flight{upstream="gpu-a"} 3', 'openai_proxy_upstream_in_flight{upstream="gpu-b"} 0']);
+  assert.deepEqual(samples(text, 'openai_proxy_upstream_up'), ['openai_proxy_upstream_up{upstream="gpu-a"} 1', 'openai_proxy_upstream_up{upstream="gpu-b"} 0']);
+  fleet.pop();
+  metrics.removeUpstream('gpu-b');
+  text = registry.render();
+  assert.ok(!text.includes('gpu-b'), 'no series of gpu-b is left');
+  assert.equal(samples(text, 'openai_proxy_upstream_attempts_total').length, 5);
 });

@@ -17,6 +17,9 @@ import { Telemetry } from '../../dist/observe/telemetry.js';
 import { ProxyStats } from '../../dist/stats.js';
 import { Logger } from '../../dist/logging/logger.js';
 import { SHUTDOWN } from '../../dist/cancel.js';
+import { Upstream } from '../../dist/upstream/upstream.js';
+import { UpstreamSet } from '../../dist/upstream/upstream-set.js';
+import { createBalancer } from '../../dist/upstream/balancer.js';
 import { FakeClock, FakeResponse, FakeTransport, fakeRequest, flush, UP } from './orchestration-fakes.mjs';
 
 const CHAT = Buffer.from(JSON.stringify({ model: 'm1', messages: [{ role: 'user', content: 'hi' }] }));
@@ -57,9 +60,16 @@ function phaseOf(handler) {
 async function run(row) {
   const clock = new FakeClock();
   const config = parseConfig({ ...ENV, ...row.env });
-  const breaker = new CircuitBreaker({ threshold: config.breakerThreshold, openMs: config.breakerOpenMs });
-  if (row.breaker === 'open' || row.breaker === 'half_open') for (let i = 0; i < config.breakerThreshold; i++) breaker.recordFailure(clock.now(), false);
-  if (row.breaker === 'half_open') clock.t += config.breakerOpenMs;
+  // one upstream (`up`, `breaker`), or several (`fleet`: [{ name, up, breaker, models }]), in order
+  const members = row.fleet ?? [{ name: 'u1', up: row.up, breaker: row.breaker }];
+  const fleet = members.map((m) => {
+    const breaker = new CircuitBreaker({ threshold: config.breakerThreshold, openMs: config.breakerOpenMs });
+    if (m.breaker === 'open' || m.breaker === 'half_open') for (let i = 0; i < config.breakerThreshold; i++) breaker.recordFailure(clock.now(), false);
+    const transport = new FakeTransport(clock, m.up);
+    return { breaker, transport, upstream: new Upstream({ name: m.name, url: new URL(`http://${m.name}.internal:8000`), weight: 1, models: m.models ?? null, maxConcurrent: 0 }, transport, breaker) };
+  });
+  if (members.some((m) => m.breaker === 'half_open')) clock.t += config.breakerOpenMs;
+  const { breaker, transport } = fleet[0];
   const gate = new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock });
   let other = null;
   if (row.busy) {
@@ -71,10 +81,16 @@ async function run(row) {
   const stats = new ProxyStats(() => clock.wallNow());
   const telemetry = new Telemetry(stats, null, { write: (r) => records.push(r) });
   const logger = new Logger('DEBUG', [{ writeLine: (l) => logs.push(JSON.parse(l)) }], () => clock.wallNow());
-  const transport = new FakeTransport(clock, row.up);
   const budget = new RetryBudget();
-  const handler = new ProxyHandler({ config, transport, clock, logger, telemetry, limiter: null, breaker, gate, budget, apiKeys: () => null, random: () => 0.5 });
-  const req = fakeRequest(clock, { body: BODIES[row.body ?? 'small'], slowMs: row.body === 'slow' ? 10 : 0 });
+  const byName = new Map(fleet.map((f) => [f.upstream.name, f.upstream]));
+  // round-robin starts with the first: a row knows which replica the first attempt goes to
+  const upstreams = new UpstreamSet(
+    members.map((m) => ({ name: m.name, url: byName.get(m.name).url, weight: 1, models: m.models ?? null, maxConcurrent: 0 })),
+    (s) => byName.get(s.name),
+    createBalancer('round-robin', { random: () => 0.5 }),
+  );
+  const handler = new ProxyHandler({ config, upstreams, clock, logger, telemetry, limiter: null, gate, budget, apiKeys: () => null, random: () => 0.5 });
+  const req = fakeRequest(clock, { body: BODIES[row.body ?? 'small'], slowMs: row.body === 'slow' ? 10 : 0, ...(row.url ? { url: row.url, method: row.method ?? 'POST' } : {}) });
   const res = new FakeResponse();
   const started = clock.now();
   let settled = false;
@@ -105,7 +121,7 @@ async function run(row) {
   }
   await flush();
   other?.();
-  return { settled, thrown, acted, records, logs, res, transport, breaker, gate, budget, stats, clock, handler, took: clock.now() - started };
+  return { settled, thrown, acted, records, logs, res, transport, breaker, fleet, gate, budget, stats, clock, handler, took: clock.now() - started };
 }
 
 /** What must hold after any request, whatever the upstream, the client and the breaker did. */
@@ -121,13 +137,19 @@ function checkInvariants(r, label) {
   assert.equal(r.budget.requestsInFlight, 0, `${label}: retry budget: requests`);
   assert.equal(r.budget.retriesInFlight, 0, `${label}: retry budget: retries`);
   assert.equal(r.clock.pending('proxy'), 0, `${label}: no timer of the proxy left armed`);
-  assert.equal(r.transport.open, 0, `${label}: no upstream answer left open`);
-  const b = r.breaker.snapshot(r.clock.now());
-  if (b.state === 'half_open') assert.equal(r.breaker.admit(r.clock.now()).kind, 'probe', `${label}: the probe slot is free`);
+  for (const f of r.fleet) {
+    const name = f.upstream.name;
+    assert.equal(f.transport.open, 0, `${label}: no answer of ${name} left open`);
+    assert.equal(f.upstream.inFlight, 0, `${label}: ${name} has nothing in flight`);
+    const b = f.breaker.snapshot(r.clock.now());
+    if (b.state === 'half_open') assert.equal(f.breaker.admit(r.clock.now()).kind, 'probe', `${label}: the probe slot of ${name} is free`);
+  }
   if (r.acted && r.actDo === 'leave') assert.equal(rec.status, 499, `${label}: a client that left is 499`);
   if (rec.status !== 499) assert.equal(r.res.statusCode, rec.status, `${label}: the record says what the client got`);
   assert.ok(r.res.statusCode !== null || r.res.destroyed, `${label}: the client got an answer or a closed connection`);
-  assert.equal(rec.attempts, r.transport.sent, `${label}: attempts in the record = attempts made`);
+  assert.equal(rec.attempts, r.fleet.reduce((n, f) => n + f.transport.sent, 0), `${label}: attempts in the record = attempts made`);
+  if (rec.attempts > 0) assert.ok(r.fleet.some((f) => f.upstream.name === rec.upstream), `${label}: the record names the upstream of the last attempt`);
+  else assert.equal(rec.upstream, null, `${label}: no attempt, no upstream`);
 }
 
 const lastEvent = (res) => {
@@ -194,6 +216,16 @@ const ROWS = [
   { name: 'shutdown during the attempt: 503 draining, the upstream cancelled', up: [UP.hang], act: { at: 'attempt', do: 'shutdown' }, expect: { status: 503, error: 'draining', cancelled: 1, header: ['connection', 'close'] } },
   { name: 'shutdown while queued: 503 draining', busy: 500, up: [UP.ok], act: { at: 'queued', do: 'shutdown' }, expect: { status: 503, error: 'draining', attempts: 0 } },
   { name: 'shutdown mid-stream: the stream ends with the draining event', up: [UP.sse], act: { at: 'relaying', do: 'shutdown' }, expect: { status: 200, error: 'draining', lastErrorCode: 'draining', upstreamAborted: 1 } },
+  // several upstreams (round-robin: the first attempt goes to the first one)
+  { name: 'failover: a connect error on one replica goes to the other at once, no backoff', fleet: [{ name: 'a', up: [UP.connectError] }, { name: 'b', up: [UP.ok] }], expect: { status: 200, attempts: 2, upstream: 'b', took: 0, retries: 1 } },
+  { name: "failover: a 503 goes to the other replica at once, its Retry-After is the first one's business", fleet: [{ name: 'a', up: [UP.e503RetryAfter9] }, { name: 'b', up: [UP.ok] }], expect: { status: 200, attempts: 2, upstream: 'b', took: 0 } },
+  { name: 'every replica failing: each tried once, then the backoff, then the last answer stands', fleet: [{ name: 'a', up: [UP.e503, UP.e503] }, { name: 'b', up: [UP.e503, UP.e503] }], expect: { status: 503, error: 'upstream_503', attempts: 3, tookAtLeast: 100 } },
+  { name: 'none routable: 503 no_upstream_available with Retry-After, the body never read', fleet: [{ name: 'a', up: [], breaker: 'open' }, { name: 'b', up: [], breaker: 'open' }], expect: { status: 503, error: 'no_upstream_available', attempts: 0, header: ['retry-after', '1'] } },
+  { name: 'the model decides the replica', fleet: [{ name: 'a', up: [], models: ['other'] }, { name: 'b', up: [UP.ok], models: ['m1'] }], expect: { status: 200, attempts: 1, upstream: 'b' } },
+  { name: 'a file operation goes to the home upstream and never fails over', url: '/v1/files', fleet: [{ name: 'a', up: [UP.connectError, UP.connectError, UP.connectError] }, { name: 'b', up: [] }], expect: { status: 503, error: 'upstream_unreachable', attempts: 3, upstream: 'a' } },
+  { name: "one replica's probe: its verdict comes from the resend after a stale connection", fleet: [{ name: 'a', up: [UP.stale, UP.ok], breaker: 'half_open' }, { name: 'b', up: [] }], expect: { status: 200, attempts: 2, upstream: 'a', breakers: { a: 'closed', b: 'closed' } } },
+  { name: 'a stream that breaks on one replica is never retried on another', fleet: [{ name: 'a', up: [UP.sseBreaks] }, { name: 'b', up: [] }], expect: { status: 200, error: 'upstream_stream_broken', attempts: 1 } },
+  { name: 'a replica that hangs: TIMEOUT ends the request, it is not retried elsewhere', fleet: [{ name: 'a', up: [UP.hang] }, { name: 'b', up: [] }], expect: { status: 504, attempts: 1, breakers: { a: 'closed', b: 'closed' } } },
 ];
 
 describe('orchestration table', () => {
@@ -219,6 +251,8 @@ describe('orchestration table', () => {
       if ('upstreamAborted' in e) assert.equal(r.transport.answers.filter((a) => a.aborted).length, e.upstreamAborted, 'upstream answers aborted');
       if ('cancelled' in e) assert.equal(r.transport.cancelled, e.cancelled, 'upstream requests cancelled before their answer');
       if ('ttfb' in e) assert.equal(rec.ttfbMs, e.ttfb, 'ttfb');
+      if ('upstream' in e) assert.equal(rec.upstream, e.upstream, 'upstream of the last attempt');
+      if ('breakers' in e) for (const f of r.fleet) assert.equal(f.breaker.snapshot(r.clock.now()).state, e.breakers[f.upstream.name], `breaker of ${f.upstream.name}`);
       if ('attemptOutcome' in e) assert.equal(r.stats.attempts.get(e.attemptOutcome), 1);
       if (e.noAttemptOutcome) assert.equal(r.stats.attempts.size, 0, 'a client that left says nothing about the upstream');
       if (e.loggedStack) {
@@ -264,5 +298,34 @@ describe('orchestration matrix', () => {
     const missing = acts.filter((a) => a !== null && !reached.has(`${a.do}@${a.at}`)).map((a) => `${a.do}@${a.at}`);
     assert.deepEqual(missing, [], 'acts that never met their phase');
     console.log(`# matrix: ${runs} runs`);
+  });
+});
+
+/**
+ * The same matrix with two replicas: the first behaves as the row says, the second answers
+ * 200. Every invariant holds for both, and a request whose first replica failed before
+ * answering ends with the second one's 200 unless the client left or the proxy shut down.
+ */
+describe('orchestration matrix, two replicas', () => {
+  const acts = [null, 'attempt', 'backoff', 'holding_error', 'relaying'].flatMap((at) => (at === null ? [null] : [{ at, do: 'leave' }, { at, do: 'shutdown' }]));
+  test(`${Object.keys(UP).length} behaviours × 2 bodies × ${acts.length} acts keep every invariant`, async () => {
+    let runs = 0;
+    for (const first of Object.keys(UP)) {
+      for (const body of ['small', 'large']) {
+        for (const act of acts) {
+          const row = { fleet: [{ name: 'a', up: [UP[first], UP.ok] }, { name: 'b', up: [UP.ok, UP.ok] }], body, act };
+          const label = `two replicas: ${first}/${body}/${act ? `${act.do}@${act.at}` : 'stays'}`;
+          const r = await run(row);
+          r.actDo = act?.do;
+          checkInvariants(r, label);
+          const rec = r.records[0];
+          // a body too large to keep is sent once: only a connection that never opened leaves it unread
+          const failedBeforeAnswer = first === 'connectError' || (body === 'small' && ['e503', 'e503RetryAfter1', 'e503RetryAfter9', 'reset', 'stale'].includes(first));
+          if (!r.acted && failedBeforeAnswer) assert.equal(rec.status, 200, `${label}: failed over to b`);
+          runs++;
+        }
+      }
+    }
+    console.log(`# two-replica matrix: ${runs} runs`);
   });
 });

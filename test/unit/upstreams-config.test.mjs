@@ -30,7 +30,7 @@ function specsFrom(env, files = {}) {
 }
 
 test('a default name is host:port with the port always written, IPv6 in brackets', () => {
-  assert.equal(defaultName(new URL('http://10.0.0.5:8000/v1')), '10.0.0.5:8000');
+  assert.equal(defaultName(new URL('http://127.0.0.1:8000/v1')), '127.0.0.1:8000');
   assert.equal(defaultName(new URL('http://llm.internal')), 'llm.internal:80');
   assert.equal(defaultName(new URL('https://LLM.Internal/openai')), 'llm.internal:443');
   assert.equal(defaultName(new URL('https://llm.internal:443')), 'llm.internal:443');
@@ -39,12 +39,12 @@ test('a default name is host:port with the port always written, IPv6 in brackets
 
 test('only url is required: name, weight, models and max_concurrent take their defaults', () => {
   const specs = parseUpstreamsFile(FILE, JSON.stringify([
-    { url: 'http://10.0.0.5:8000' },
+    { url: 'http://127.0.0.1:8000' },
     { url: 'https://gpu-b.internal/openai', name: 'gpu-b', weight: 2.5, models: ['llama-3-70b', 'qwen2', 'llama-3-70b'], max_concurrent: 8 },
     { url: 'http://[::1]:8001', max_concurrent: 0 },
   ]));
   assert.deepEqual(plain(specs), [
-    { name: '10.0.0.5:8000', url: 'http://10.0.0.5:8000/', weight: 1, models: null, maxConcurrent: 0 },
+    { name: '127.0.0.1:8000', url: 'http://127.0.0.1:8000/', weight: 1, models: null, maxConcurrent: 0 },
     { name: 'gpu-b', url: 'https://gpu-b.internal/openai', weight: 2.5, models: ['llama-3-70b', 'qwen2'], maxConcurrent: 8 },
     { name: '[::1]:8001', url: 'http://[::1]:8001/', weight: 1, models: null, maxConcurrent: 0 },
   ]);
@@ -58,7 +58,7 @@ test('a file that is not a non-empty JSON array is one line naming the file', ()
   const cases = [
     ['', /^config error: UPSTREAMS_FILE=\/etc\/llm\.json: is not JSON: /],
     ['[{"url": "http://a:1"},]', /^config error: UPSTREAMS_FILE=\/etc\/llm\.json: is not JSON: /],
-    [{ url: 'http://a:1' }, /^config error: UPSTREAMS_FILE=\/etc\/llm\.json: must be a JSON array of upstreams such as \[\{"url": "http:\/\/10\.0\.0\.5:8000"\}\], got an object$/],
+    [{ url: 'http://a:1' }, /^config error: UPSTREAMS_FILE=\/etc\/llm\.json: must be a JSON array of upstreams such as \[\{"url": "http:\/\/gpu-a\.internal:8000"\}\], got an object$/],
     ['"http://a:1"', /: must be a JSON array of upstreams .*, got a string "http:\/\/a:1"$/],
     ['null', /: must be a JSON array of upstreams .*, got null$/],
     [[], /^config error: UPSTREAMS_FILE=\/etc\/llm\.json: is an empty array; name at least one upstream$/],
@@ -72,9 +72,9 @@ test('a file that is not a non-empty JSON array is one line naming the file', ()
 
 test('each kind of bad entry is named with its number, its name when known, and the value', () => {
   const cases = [
-    ['http://a:1', 'entry 1: must be an object such as {"url": "http://10.0.0.5:8000"}, got a string "http://a:1"'],
-    [null, 'entry 1: must be an object such as {"url": "http://10.0.0.5:8000"}, got null'],
-    [[{ url: 'http://a:1' }], 'entry 1: must be an object such as {"url": "http://10.0.0.5:8000"}, got an array'],
+    ['http://a:1', 'entry 1: must be an object such as {"url": "http://gpu-a.internal:8000"}, got a string "http://a:1"'],
+    [null, 'entry 1: must be an object such as {"url": "http://gpu-a.internal:8000"}, got null'],
+    [[{ url: 'http://a:1' }], 'entry 1: must be an object such as {"url": "http://gpu-a.internal:8000"}, got an array'],
     [{ name: 'gpu-a' }, 'entry 1 (gpu-a): url is required'],
     [{ url: 8000 }, 'entry 1: url must be an http:// or https:// URL without credentials, query or fragment, got 8000'],
     [{ url: 'ftp://a:1' }, 'entry 1: url must be an http:// or https:// URL without credentials, query or fragment, got "ftp://a:1"'],
@@ -114,8 +114,8 @@ test('duplicate names, given or defaulted to the same host:port, name both entri
   assert.deepEqual(problems([{ url: 'http://a:1', name: 'gpu' }, { url: 'http://b:1', name: 'gpu' }]), [
     'config error: UPSTREAMS_FILE=/etc/llm.json: entry 2 (gpu): name gpu is already the name of entry 1',
   ]);
-  assert.deepEqual(problems([{ url: 'http://10.0.0.5:8000/a' }, { url: 'http://10.0.0.5:8000/b' }]), [
-    'config error: UPSTREAMS_FILE=/etc/llm.json: entry 2 (10.0.0.5:8000): name 10.0.0.5:8000 is already the name of entry 1 (an entry without a name is named host:port of its url); give one of them a name',
+  assert.deepEqual(problems([{ url: 'http://127.0.0.1:8000/a' }, { url: 'http://127.0.0.1:8000/b' }]), [
+    'config error: UPSTREAMS_FILE=/etc/llm.json: entry 2 (127.0.0.1:8000): name 127.0.0.1:8000 is already the name of entry 1 (an entry without a name is named host:port of its url); give one of them a name',
   ]);
   // http://a and http://a:80 are the same host:port
   assert.equal(problems([{ url: 'http://a' }, { url: 'http://a:80' }]).length, 1);
@@ -137,7 +137,7 @@ test('every problem of every entry is reported at once, in file order', () => {
     'config error: UPSTREAMS_FILE=/etc/llm.json: entry 2 (gpu-b): unknown key "colour" (known: url, name, weight, models, max_concurrent)',
     'config error: UPSTREAMS_FILE=/etc/llm.json: entry 2 (gpu-b): weight must be a number > 0, got 0',
     'config error: UPSTREAMS_FILE=/etc/llm.json: entry 2 (gpu-b): max_concurrent must be an integer >= 0 (0 = no cap), got -1',
-    'config error: UPSTREAMS_FILE=/etc/llm.json: entry 3: must be an object such as {"url": "http://10.0.0.5:8000"}, got a number 42',
+    'config error: UPSTREAMS_FILE=/etc/llm.json: entry 3: must be an object such as {"url": "http://gpu-a.internal:8000"}, got a number 42',
     'config error: UPSTREAMS_FILE=/etc/llm.json: entry 4 (gpu-a): models must be a non-empty array of model names (strings, not empty, no surrounding spaces; leave models out to discover them), got []',
     'config error: UPSTREAMS_FILE=/etc/llm.json: entry 4 (gpu-a): name gpu-a is already the name of entry 1',
     'config error: UPSTREAMS_FILE=/etc/llm.json: entry 5: url is required',
@@ -146,8 +146,8 @@ test('every problem of every entry is reported at once, in file order', () => {
 
 test('without UPSTREAMS_FILE, UPSTREAM_URL names the upstreams: each weight 1, every model', () => {
   assert.deepEqual(plain(specsFrom({})), [{ name: '127.0.0.1:8001', url: 'http://127.0.0.1:8001/', weight: 1, models: null, maxConcurrent: 0 }]);
-  assert.deepEqual(plain(specsFrom({ UPSTREAM_URL: 'http://10.0.0.5:8000, https://gpu-b.internal/openai ,http://[::1]:8001' })), [
-    { name: '10.0.0.5:8000', url: 'http://10.0.0.5:8000/', weight: 1, models: null, maxConcurrent: 0 },
+  assert.deepEqual(plain(specsFrom({ UPSTREAM_URL: 'http://127.0.0.1:8000, https://gpu-b.internal/openai ,http://[::1]:8001' })), [
+    { name: '127.0.0.1:8000', url: 'http://127.0.0.1:8000/', weight: 1, models: null, maxConcurrent: 0 },
     { name: 'gpu-b.internal:443', url: 'https://gpu-b.internal/openai', weight: 1, models: null, maxConcurrent: 0 },
     { name: '[::1]:8001', url: 'http://[::1]:8001/', weight: 1, models: null, maxConcurrent: 0 },
   ]);
