@@ -56,9 +56,13 @@ describe('observability after K requests', () => {
     assert.equal(m['openai_proxy_request_duration_seconds_count{endpoint="/v1/chat/completions"}'], K);
     assert.equal(m['openai_proxy_request_duration_seconds_bucket{endpoint="/v1/chat/completions",le="+Inf"}'], K);
     assert.equal(m['openai_proxy_time_to_first_byte_seconds_count{endpoint="/v1/chat/completions"}'], K);
-    assert.equal(m['openai_proxy_upstream_attempts_total{outcome="ok"}'], K);
+    // one upstream: its name is host:port of UPSTREAM_URL
+    const upstream = new URL(fake.url).host;
+    assert.equal(m[`openai_proxy_upstream_attempts_total{upstream="${upstream}",outcome="ok"}`], K);
     assert.equal(m['openai_proxy_in_flight_requests'], 0);
-    assert.equal(m['openai_proxy_circuit_breaker_state{state="closed"}'], 1);
+    assert.equal(m[`openai_proxy_circuit_breaker_state{upstream="${upstream}",state="closed"}`], 1);
+    assert.equal(m[`openai_proxy_upstream_up{upstream="${upstream}"}`], 1);
+    assert.equal(m[`openai_proxy_upstream_in_flight{upstream="${upstream}"}`], 0);
     const tokens = (kind) => Object.entries(m).filter(([k]) => k.startsWith('openai_proxy_tokens_total{') && k.includes(`kind="${kind}"`)).reduce((a, [, v]) => a + v, 0);
     assert.equal(tokens('prompt'), upstreamUsage.prompt);
     assert.equal(tokens('completion'), upstreamUsage.completion);
@@ -72,13 +76,14 @@ describe('observability after K requests', () => {
       return l.length >= K ? l : null;
     });
     assert.equal(lines.length, K);
-    const fields = ['ts', 'request_id', 'client', 'method', 'path', 'model', 'stream', 'status', 'duration_ms', 'ttfb_ms', 'attempts', 'bytes_in', 'bytes_out', 'prompt_tokens', 'completion_tokens', 'error'];
+    const fields = ['ts', 'request_id', 'client', 'method', 'path', 'model', 'stream', 'status', 'duration_ms', 'ttfb_ms', 'attempts', 'upstream', 'bytes_in', 'bytes_out', 'prompt_tokens', 'completion_tokens', 'error'];
     for (const l of lines) assert.deepEqual(Object.keys(l), fields);
     assert.equal(lines.reduce((a, l) => a + l.prompt_tokens, 0), upstreamUsage.prompt);
     assert.equal(lines.reduce((a, l) => a + l.completion_tokens, 0), upstreamUsage.completion);
     assert.equal(lines.filter((l) => l.stream).length, K / 2);
     assert.equal(lines[0].model, 'fake-model-2');
     assert.ok(lines.every((l) => l.status === 200 && l.attempts === 1 && l.error === null && l.bytes_out > 0 && l.client === '127.0.0.1'));
+    assert.ok(lines.every((l) => l.upstream === new URL(fake.url).host), 'the upstream of the last attempt, by name');
   });
 
   test('/stats sums it up for a person', async () => {
