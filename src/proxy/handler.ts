@@ -201,6 +201,12 @@ export class ProxyHandler {
   /** The upstream for the next attempt whose breaker lets it through now, or null. */
   private choose(route: Route, tried: Set<Upstream>, tickets: BreakerTickets<Upstream>): Upstream | null {
     const { upstreams, clock } = this.p;
+    if (!upstreams.several) {
+      // one upstream: it, if its breaker (or this request's own probe) lets the attempt go
+      const only = upstreams.home;
+      const ticket = tickets.for(only);
+      return ticket.probe || (only.routable(clock.now()) && ticket.admit()) ? only : null;
+    }
     // this request is an upstream's half-open probe and got no verdict yet (its connection
     // turned out closed): the resend goes there, although the breaker shows its probe as out
     for (const u of tried) if (tickets.for(u).probe) return u;

@@ -123,16 +123,23 @@ export class CircuitBreaker {
 
   /** The state at `now`, for /health, /stats and metrics. */
   snapshot(now: number): BreakerSnapshot {
-    const state = this.current(now);
-    let retryAfterMs = 0;
-    if (state.name === 'open') retryAfterMs = state.reopenAt - now;
-    else if (state.name === 'half_open' && state.probeInFlight) retryAfterMs = this.probeRetryAfterMs;
     return {
-      state: state.name,
+      state: this.current(now).name,
       consecutiveFailures: this.trip.count,
       lastTransitionAt: this.lastTransitionAt,
-      retryAfterMs,
+      retryAfterMs: this.waitMs(now),
     };
+  }
+
+  /**
+   * How long a request arriving at `now` would be told to wait; 0 when it would be let
+   * through. What routing asks on every request, so it allocates nothing.
+   */
+  waitMs(now: number): number {
+    const state = this.current(now);
+    if (state.name === 'open') return state.reopenAt - now;
+    if (state.name === 'half_open' && state.probeInFlight) return this.probeRetryAfterMs;
+    return 0;
   }
 
   /** The state brought up to `now`: the lazy open → half_open step lives here alone. */

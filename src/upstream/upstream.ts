@@ -68,7 +68,7 @@ export class Upstream {
   state(now: number): UpstreamState {
     if (!this.healthy) return 'down';
     // open, or half-open with its one probe already out
-    if (this.breaker !== null && this.breaker.snapshot(now).retryAfterMs > 0) return 'breaker_open';
+    if (this.breaker !== null && this.breaker.waitMs(now) > 0) return 'breaker_open';
     if (this.maxConcurrent > 0 && this.inFlight >= this.maxConcurrent) return 'full';
     return 'up';
   }
@@ -86,7 +86,7 @@ export class Upstream {
       case 'up':
         return 0;
       case 'breaker_open':
-        return this.breaker!.snapshot(now).retryAfterMs;
+        return this.breaker!.waitMs(now);
       case 'down':
         return healthIntervalMs > 0 ? healthIntervalMs : 1000;
       case 'full':
