@@ -12,6 +12,7 @@
  *   Honours `x-fake-chunks` and `x-fake-chunk-delay-ms` like the fake upstream.
  * - `fake`, `fakeH2c`: scripts/fake-upstream.mjs over HTTP/1.1 and cleartext HTTP/2, for the
  *   slow streams held open by the concurrency part.
+ * With `--fixed-only`, just one `fixed` server (the fleet part starts three, kills one).
  *
  * Loopback only. Stops on SIGTERM/SIGINT.
  */
@@ -122,6 +123,12 @@ function listen(server) {
 }
 
 async function main() {
+  if (process.argv.includes('--fixed-only')) {
+    // one fixed upstream alone in its process, which the fleet part kills mid-run
+    const fixed = await startFixed();
+    process.stdout.write(JSON.stringify({ ready: true, fixed: fixed.port }) + '\n');
+    return;
+  }
   const fixed = await startFixed();
   const sse = await startSse();
   const fake = await startFakeUpstream({ port: 0 });
