@@ -8,7 +8,7 @@ import http from 'node:http';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFakeUpstream } from '../../scripts/fake-upstream.mjs';
+import { startFakeUpstream, wsConnect } from '../../scripts/fake-upstream.mjs';
 import { startProxy, json, request, deadPort, logLines, waitFor, stats, health } from './helpers.mjs';
 
 const chat = (model = 'fake-model') => ({ model, messages: [{ role: 'user', content: 'hi' }] });
@@ -205,5 +205,34 @@ test('every upstream dead: 503 no_upstream_available with Retry-After until the 
     assert.equal((await request(`${proxy.url}/health`)).status, 200, 'the proxy itself is fine');
   } finally {
     await proxy.stop();
+  }
+});
+
+test('affinity: a session keeps its replica, sessions spread; a WebSocket goes to the replica of its model', async () => {
+  const fleet = await fakes(['a', 'b', 'c'], { a: { models: ['fake-model', 'fake-rt-a'] }, b: { models: ['fake-model', 'fake-rt-b'] }, c: { models: ['fake-model'] } });
+  const proxy = await startProxy({ UPSTREAM_URL: fleet.map((f) => f.url).join(','), RATE_LIMIT_ENABLED: 'false', BALANCE: 'affinity', MODEL_DISCOVERY_INTERVAL: '0.2' });
+  try {
+    assert.ok(await waitFor(async () => (await health(proxy)).upstreams.every((u) => u.models !== null)));
+    const homeOf = new Map();
+    for (let i = 0; i < 24; i++) {
+      const session = `conv-${i % 8}`;
+      const r = await json(`${proxy.url}/v1/chat/completions`, chat(), { headers: { 'x-session-id': session } });
+      assert.equal(r.status, 200);
+      if (!homeOf.has(session)) homeOf.set(session, servedBy(r));
+      assert.equal(servedBy(r), homeOf.get(session), `${session} stays on its replica`);
+    }
+    assert.ok(new Set(homeOf.values()).size >= 2, `8 sessions over 3 replicas: ${JSON.stringify([...homeOf])}`);
+    // the same conversation, growing, without a session header: the prompt's start is the key
+    const system = { role: 'system', content: 'You are the assistant of a long-running support conversation. '.repeat(20) };
+    const turns = [system, { role: 'user', content: 'first question' }];
+    const first = servedBy(await json(`${proxy.url}/v1/chat/completions`, { model: 'fake-model', messages: turns }));
+    turns.push({ role: 'assistant', content: 'an answer' }, { role: 'user', content: 'a follow-up' });
+    assert.equal(servedBy(await json(`${proxy.url}/v1/chat/completions`, { model: 'fake-model', messages: turns })), first, 'the prefix cache holder again');
+    const ws = await wsConnect(`ws://127.0.0.1:${proxy.port}/v1/realtime?model=fake-rt-b`);
+    assert.equal(ws.response.headers['x-fake-upstream'], 'b');
+    await ws.close();
+  } finally {
+    await proxy.stop();
+    await Promise.all(fleet.map((f) => f.close()));
   }
 });
