@@ -83,3 +83,24 @@ export class IdleTimer {
     else this.onIdle();
   };
 }
+
+/**
+ * Calls `fn` now, then every `ms` on the clock, until the returned stop is called (the
+ * upstreams' health checks and model discovery). The next round is armed after this one
+ * started, so a round's own work never delays the schedule.
+ */
+export function every(clock: Clock, ms: number, fn: () => void): () => void {
+  let cancel: (() => void) | null = null;
+  let stopped = false;
+  const round = (): void => {
+    if (stopped) return;
+    fn();
+    cancel = clock.timer(ms, round);
+  };
+  round();
+  return () => {
+    stopped = true;
+    cancel?.();
+    cancel = null;
+  };
+}

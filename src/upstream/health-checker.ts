@@ -7,7 +7,7 @@
  * upstreams are read afresh at each round, so a reload needs nothing here. Timers run on the
  * injected clock.
  */
-import type { Clock } from '../clock.js';
+import { every, type Clock } from '../clock.js';
 import type { Logger } from '../logging/logger.js';
 import { getFromUpstream } from './upstream-get.js';
 import type { Upstream } from './upstream.js';
@@ -22,8 +22,7 @@ export interface HealthCheckOptions {
 const MAX_PROBE_MS = 5000;
 
 export class HealthChecker {
-  private stopTimer: (() => void) | null = null;
-  private stopped = false;
+  private stopRounds: (() => void) | null = null;
 
   constructor(
     private readonly upstreams: () => readonly Upstream[],
@@ -34,13 +33,14 @@ export class HealthChecker {
 
   /** Probes every upstream now, then every interval. */
   start(): void {
-    this.round();
+    this.stopRounds = every(this.clock, this.opts.intervalMs, () => {
+      for (const u of this.upstreams()) void this.probe(u);
+    });
   }
 
   stop(): void {
-    this.stopped = true;
-    this.stopTimer?.();
-    this.stopTimer = null;
+    this.stopRounds?.();
+    this.stopRounds = null;
   }
 
   /** One probe of one upstream; resolves when its verdict is in. */
@@ -60,10 +60,4 @@ export class HealthChecker {
     }
     u.healthy = healthy;
   }
-
-  private readonly round = (): void => {
-    if (this.stopped) return;
-    for (const u of this.upstreams()) void this.probe(u);
-    this.stopTimer = this.clock.timer(this.opts.intervalMs, this.round);
-  };
 }

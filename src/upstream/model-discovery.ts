@@ -6,7 +6,7 @@
  * most MAX_DISCOVERED_MODELS ids of at most 256 characters from a listing of at most 1 MiB.
  */
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Clock } from '../clock.js';
+import { every, type Clock } from '../clock.js';
 import type { Logger } from '../logging/logger.js';
 import { getFromUpstream } from './upstream-get.js';
 import { MAX_DISCOVERED_MODELS, type Upstream } from './upstream.js';
@@ -42,8 +42,7 @@ export function modelIds(body: Buffer): string[] | null {
 }
 
 export class ModelDiscovery {
-  private stopTimer: (() => void) | null = null;
-  private stopped = false;
+  private stopRounds: (() => void) | null = null;
 
   constructor(
     private readonly upstreams: () => readonly Upstream[],
@@ -52,14 +51,16 @@ export class ModelDiscovery {
     private readonly opts: DiscoveryOptions,
   ) {}
 
+  /** Lists the models of every upstream without a `models` list now, then every interval. */
   start(): void {
-    this.round();
+    this.stopRounds = every(this.clock, this.opts.intervalMs, () => {
+      for (const u of this.upstreams()) if (u.models === null) void this.discover(u);
+    });
   }
 
   stop(): void {
-    this.stopped = true;
-    this.stopTimer?.();
-    this.stopTimer = null;
+    this.stopRounds?.();
+    this.stopRounds = null;
   }
 
   /** Asks one upstream for its models; resolves when the answer is in (or given up). */
@@ -78,10 +79,4 @@ export class ModelDiscovery {
       this.logger.debug('model listing failed; what was known stays', { upstream: u.name, error: (err as Error).message });
     }
   }
-
-  private readonly round = (): void => {
-    if (this.stopped) return;
-    for (const u of this.upstreams()) if (u.models === null) void this.discover(u);
-    this.stopTimer = this.clock.timer(this.opts.intervalMs, this.round);
-  };
 }
