@@ -45,11 +45,13 @@ export function buildFleet(specs: readonly UpstreamSpec[], config: Config, clock
         })
       : null;
     telemetry.upstreamAdded(spec.name);
+    telemetry.breakerState(spec.name, 'closed'); // a new upstream under a kept name starts afresh
     return new Upstream(spec, makeTransport(config, spec.url, clock), breaker);
   };
-  const upstreams = new UpstreamSet(specs, make, createBalancer(config.balance, { random, loadFactor: config.affinityLoadFactor }), (u) => {
-    telemetry.upstreamRemoved(u.name);
-    logger.info('removed upstream finished what it carried; its connections are closed', { upstream: u.name });
+  const upstreams: UpstreamSet = new UpstreamSet(specs, make, createBalancer(config.balance, { random, loadFactor: config.affinityLoadFactor }), (u) => {
+    // a name kept with a new URL is a new upstream under the same name: its series stay
+    if (upstreams.find(u.name) === undefined) telemetry.upstreamRemoved(u.name);
+    logger.info('removed upstream finished what it carried; its connections are closed', { upstream: u.name, url: u.url.href });
   });
   // with one upstream there is nowhere else to route: no probes, and it is never marked down
   const several = (): readonly Upstream[] => (upstreams.several ? upstreams.all : []);

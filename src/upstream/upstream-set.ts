@@ -143,15 +143,14 @@ export class UpstreamSet {
       }
     }
     const staying = new Set(next);
-    const removed: string[] = [];
-    for (const u of this.list) {
-      if (staying.has(u)) continue;
-      removed.push(u.name);
+    const gone = this.list.filter((u) => !staying.has(u));
+    this.install(next);
+    // after the new set is in place, so whoever hears of a retired one sees the set without it
+    for (const u of gone) {
       u.retiring = true;
       if (u.inFlight === 0) this.retired(u);
     }
-    this.install(next);
-    return { added, removed, kept };
+    return { added, removed: gone.map((u) => u.name), kept };
   }
 
   /** Closes every upstream's connections (shutdown). */
