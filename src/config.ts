@@ -5,11 +5,12 @@
  * help text cannot drift from the parser.
  */
 
-import { ApiKeys } from './security/api-keys.js';
+import { ApiKeyError, ApiKeys } from './security/api-keys.js';
 import { defaultName, nameProblem, parseUpstreamUrl, URL_ACCEPTS } from './upstream/upstreams-config.js';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
 export type Balance = 'least-requests' | 'round-robin' | 'affinity';
+export type QueueOrder = 'fair' | 'fifo';
 
 export interface Config {
   /** The first of `upstreamUrls` (what a single-upstream setup uses). */
@@ -36,6 +37,10 @@ export interface Config {
   readonly rateLimitEnabled: boolean;
   readonly rateLimitRequests: number;
   readonly rateLimitWindowSec: number;
+  /** Tokens per minute per client (key id, else address); 0 = off. A key's own `tpm` wins. */
+  readonly tokenLimitTpm: number;
+  /** Completion tokens reserved for a request that names no max_tokens (>= 1). */
+  readonly maxTokensEstimate: number;
   readonly trustProxy: boolean;
   readonly breakerEnabled: boolean;
   readonly breakerThreshold: number;
@@ -43,6 +48,8 @@ export interface Config {
   readonly maxConcurrentRequests: number;
   readonly queueSize: number;
   readonly queueTimeoutMs: number;
+  /** How requests waiting for a MAX_CONCURRENT_REQUESTS slot are admitted: fair share across clients, or arrival order. */
+  readonly queueOrder: QueueOrder;
   readonly retryBudgetRatio: number;
   readonly logLevel: LogLevel;
   readonly logStdout: boolean;
@@ -164,12 +171,18 @@ const secretToken = (raw: string) => {
   if (v === '') return null;
   return v.length >= 8 && !/\s/.test(v) ? v : BAD;
 };
+const queueOrder = (raw: string) => {
+  const v = raw.trim().toLowerCase();
+  return ['fair', 'fifo'].includes(v) ? v : BAD;
+};
+/** Each bad entry is a line of its own (`entry 2 (bob): …`), never quoting a key. */
 const apiKeys = (raw: string) => {
   if (raw.trim() === '') return null;
   try {
-    return ApiKeys.parse(raw, 'PROXY_API_KEYS');
-  } catch {
-    return BAD;
+    return ApiKeys.parse(raw, 'entry');
+  } catch (err) {
+    if (err instanceof ApiKeyError) return new Refused(err.problems);
+    throw err;
   }
 };
 
@@ -196,6 +209,8 @@ export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
   { key: 'rateLimitEnabled', name: 'RATE_LIMIT_ENABLED', def: 'true', accepts: BOOL, help: 'token bucket per client', parse: bool },
   { key: 'rateLimitRequests', name: 'RATE_LIMIT_REQUESTS', def: '100', accepts: 'an integer >= 1', help: 'bucket size, refilled at this many per window', parse: integer(1) },
   { key: 'rateLimitWindowSec', name: 'RATE_LIMIT_WINDOW', def: '60', accepts: SECONDS_POS, help: 'window in seconds', parse: (raw) => { const ms = seconds(0, false)(raw); return ms === BAD ? BAD : (ms as number) / 1000; } },
+  { key: 'tokenLimitTpm', name: 'TOKEN_LIMIT_TPM', def: '0', accepts: 'an integer >= 0 (0 = off)', help: "tokens per minute per client (key id, else address); 0 = off; a key's own tpm wins", parse: integer(0) },
+  { key: 'maxTokensEstimate', name: 'MAX_TOKENS_ESTIMATE', def: '1024', accepts: 'an integer >= 1', help: 'completion tokens reserved for a request that names no max_tokens / max_completion_tokens / max_output_tokens', parse: integer(1) },
   { key: 'trustProxy', name: 'TRUST_PROXY', def: 'false', accepts: BOOL, help: 'take the client address from X-Forwarded-For (only behind a trusted balancer)', parse: bool },
   { key: 'breakerEnabled', name: 'CIRCUIT_BREAKER_ENABLED', def: 'true', accepts: BOOL, help: 'fail fast while the upstream is down', parse: bool },
   { key: 'breakerThreshold', name: 'CIRCUIT_BREAKER_THRESHOLD', def: '5', accepts: 'an integer >= 1', help: 'consecutive upstream failures that open the breaker', parse: integer(1) },
@@ -203,6 +218,7 @@ export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
   { key: 'maxConcurrentRequests', name: 'MAX_CONCURRENT_REQUESTS', def: '0', accepts: 'an integer >= 0', help: 'cap on requests in flight to the upstream (0 = no cap); the rest queue', parse: integer(0) },
   { key: 'queueSize', name: 'QUEUE_SIZE', def: '100', accepts: 'an integer >= 0', help: 'requests that may wait for a slot; beyond it 503', parse: integer(0) },
   { key: 'queueTimeoutMs', name: 'QUEUE_TIMEOUT', def: '30', accepts: SECONDS_POS, help: 'longest wait for a slot before 503', parse: seconds(0, false) },
+  { key: 'queueOrder', name: 'QUEUE_ORDER', def: 'fair', accepts: 'fair or fifo', help: 'which waiting request gets a free slot: fair (the client served least lately, by weight) or fifo (arrival order)', parse: queueOrder },
   { key: 'retryBudgetRatio', name: 'RETRY_BUDGET', def: '0.2', accepts: 'a number from 0 to 1', help: 'retries in flight allowed as a share of requests in flight (at least 3)', parse: ratio },
   { key: 'logLevel', name: 'LOG_LEVEL', def: 'INFO', accepts: 'DEBUG, INFO, WARNING or ERROR (any case)', help: 'application log level', parse: logLevel },
   { key: 'logStdout', name: 'LOG_STDOUT', def: 'true', accepts: BOOL, help: 'also write the application log to stdout (supervisord.conf turns it off: proxy.log has it)', parse: bool },
@@ -215,8 +231,8 @@ export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
   { key: 'upstreamHttp2', name: 'UPSTREAM_HTTP2', def: 'false', accepts: BOOL, help: 'HTTP/2 to the upstream (ALPN on https, prior knowledge on http)', parse: bool },
   { key: 'poolSize', name: 'POOL_SIZE', def: '1024', accepts: 'an integer >= 1', help: 'connections at most to each upstream (HTTP/1.1 sockets, or HTTP/2 sessions); idle ones are kept alive', parse: integer(1) },
   { key: 'maxRequestBodyBytes', name: 'MAX_REQUEST_BODY', def: '512MiB', accepts: 'bytes, optionally with a unit (k, m, g, KiB, MiB, GiB)', help: 'larger request bodies get 413', parse: bytes },
-  { key: 'proxyApiKeys', name: 'PROXY_API_KEYS', def: '', secret: true, accepts: 'comma-separated keys (or id=key), each at least 8 characters without spaces', help: 'client keys the proxy accepts (Bearer or api-key header); unset = no key needed', parse: apiKeys },
-  { key: 'proxyApiKeysFile', name: 'PROXY_API_KEYS_FILE', def: '', accepts: 'a file path', help: 'file with one key (or id=key) a line, # comments; reread on SIGHUP', parse: optionalPath },
+  { key: 'proxyApiKeys', name: 'PROXY_API_KEYS', def: '', secret: true, accepts: 'comma-separated keys (or id=key, optionally followed by limits), each at least 8 characters without spaces', help: 'client keys the proxy accepts (Bearer or api-key header), comma-separated id=key [rpm=N tpm=N max_parallel=N weight=X]; unset = no key needed', parse: apiKeys },
+  { key: 'proxyApiKeysFile', name: 'PROXY_API_KEYS_FILE', def: '', accepts: 'a file path', help: 'file with one key a line: id=key [rpm=N tpm=N max_parallel=N weight=X], # comments; reread on SIGHUP', parse: optionalPath },
   { key: 'upstreamApiKey', name: 'UPSTREAM_API_KEY', def: '', secret: true, accepts: 'a token of at least 8 characters without spaces', help: "sent upstream as Bearer in place of the client's credentials; never shown or logged", parse: secretToken },
   { key: 'adminToken', name: 'ADMIN_TOKEN', def: '', secret: true, accepts: 'a token of at least 8 characters without spaces', help: '/metrics and /stats answer only a request bearing it (Bearer); / and /health stay open', parse: secretToken },
   { key: 'adminPort', name: 'ADMIN_PORT', def: '0', accepts: 'an integer 0-65535 (0 = off)', help: 'also serve /, /health, /metrics, /stats on 127.0.0.1:ADMIN_PORT, without ADMIN_TOKEN', parse: integer(0, 65535) },

@@ -21,7 +21,7 @@ import { RateLimiter } from './resilience/rate-limiter.js';
 import { RetryBudget } from './resilience/retry-budget.js';
 import { createProxyServer } from './server.js';
 import { createAdminServer } from './own-endpoints.js';
-import { KeyRing } from './security/key-ring.js';
+import { KeyRing, KeysFileError } from './security/key-ring.js';
 import { ProxyStats } from './stats.js';
 import { Registry } from './metrics/registry.js';
 import { ProxyMetrics } from './metrics/proxy-metrics.js';
@@ -66,7 +66,7 @@ function main(): void {
     keyRing = new KeyRing(config.proxyApiKeys, config.proxyApiKeysFile);
     specs = upstreamSpecs(config);
   } catch (err) {
-    const lines = err instanceof UpstreamsConfigError ? err.problems : [`config error: ${(err as Error).message}`];
+    const lines = err instanceof UpstreamsConfigError || err instanceof KeysFileError ? err.problems : [`config error: ${(err as Error).message}`];
     process.stderr.write(lines.join('\n') + '\n');
     process.exit(2);
   }
@@ -174,7 +174,7 @@ function main(): void {
       try {
         logger.info('client keys reloaded', { keys: keyRing.reload() });
       } catch (err) {
-        logger.error('client keys file could not be reloaded; the previous keys stay in force', { err: (err as Error).message });
+        logger.error('client keys file could not be reloaded; the previous keys stay in force', { problems: err instanceof KeysFileError ? err.problems : [(err as Error).message] });
       }
     }
     if (config.upstreamsFile !== null) {

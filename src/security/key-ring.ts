@@ -4,7 +4,19 @@
  * clients, remove the old key, SIGHUP). A reload that fails keeps the keys that worked.
  */
 import { readFileSync } from 'node:fs';
-import { ApiKeys } from './api-keys.js';
+import { ApiKeyError, ApiKeys } from './api-keys.js';
+
+/**
+ * The keys file cannot be read or does not parse. `problems` are ready to print, one line
+ * each: `config error: PROXY_API_KEYS_FILE=<path>: line <n> (<id>): <reason>`; main prints
+ * them and exits 2 at start, logs them at reload.
+ */
+export class KeysFileError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'KeysFileError';
+  }
+}
 
 export class KeyRing {
   private keys: ApiKeys | null;
@@ -19,7 +31,20 @@ export class KeyRing {
 
   private build(): ApiKeys | null {
     if (this.file === null) return this.inline;
-    const fromFile = ApiKeys.parse(this.readFile(this.file), `PROXY_API_KEYS_FILE=${this.file}`);
+    const source = `config error: PROXY_API_KEYS_FILE=${this.file}`;
+    let text: string;
+    try {
+      text = this.readFile(this.file);
+    } catch (err) {
+      throw new KeysFileError([`${source}: cannot be read: ${(err as Error).message}`]);
+    }
+    let fromFile: ApiKeys;
+    try {
+      fromFile = ApiKeys.parse(text, 'line');
+    } catch (err) {
+      if (!(err instanceof ApiKeyError)) throw err;
+      throw new KeysFileError(err.problems.map((p) => `${source}: ${p}`));
+    }
     return this.inline === null ? fromFile : this.inline.merge(fromFile);
   }
 
@@ -28,7 +53,7 @@ export class KeyRing {
     return this.keys;
   }
 
-  /** Rereads the file; returns the number of keys now in force, or throws and keeps the old. */
+  /** Rereads the file; returns the number of keys now in force, or throws KeysFileError and keeps the old. */
   reload(): number {
     const next = this.build();
     this.keys = next;

@@ -108,6 +108,27 @@ test('keys from a file rotate on SIGHUP without a restart', async () => {
     proxy.proc.kill('SIGHUP');
     await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg.startsWith('client keys file could not be reloaded')));
     assert.equal(await status(KEY_B), 200);
+
+    // keys with limits reload like any others
+    writeFileSync(file, `bob=${KEY_B} rpm=60 max_parallel=2 weight=0.5\n`);
+    proxy.proc.kill('SIGHUP');
+    await waitFor(() => logLines(proxy.logDir, 'proxy.log').filter((l) => l.msg === 'client keys reloaded').length === 2);
+    assert.equal(await status(KEY_B), 200);
+
+    // a bad limit rejects the whole file, even the good line before it: alice stays out,
+    // bob stays in, and the log names each problem by line and id, never a key
+    writeFileSync(file, `alice=${KEY_A}\nbob=${KEY_B} rpm=0 weight=heavy\n`);
+    proxy.proc.kill('SIGHUP');
+    const failed = await waitFor(() => logLines(proxy.logDir, 'proxy.log').filter((l) => l.msg.startsWith('client keys file could not be reloaded'))[1]);
+    assert.deepEqual(failed.problems, [
+      `config error: PROXY_API_KEYS_FILE=${file}: line 2 (bob): rpm must be an integer >= 1, got "0" (leave rpm out for RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW)`,
+      `config error: PROXY_API_KEYS_FILE=${file}: line 2 (bob): weight must be a number > 0, got "heavy"`,
+    ]);
+    assert.equal(failed.level, 'ERROR');
+    assert.equal(await status(KEY_B), 200);
+    assert.equal(await status(KEY_A), 401);
+    const log = readFileSync(join(proxy.logDir, 'proxy.log'), 'utf8') + proxy.stdout() + proxy.stderr();
+    assert.ok(!log.includes(KEY_A) && !log.includes(KEY_B), 'no key in the logs');
   } finally {
     await proxy.stop();
     await fake.close();
@@ -123,6 +144,21 @@ test('bad key settings stop the process with one line that does not echo the sec
   const missing = await runProxy({ PROXY_API_KEYS_FILE: '/nonexistent/keys' });
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /^config error: .*\/nonexistent\/keys/);
+});
+
+test('a keys file with a bad limit stops the process: exit 2, one line per problem naming the file and line', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keys-'));
+  const file = join(dir, 'keys');
+  writeFileSync(file, `# team keys\nalice=${KEY_A} rpm=60 weight=2\nbob=${KEY_B} max_parallel=0 burst=${KEY_B}\n${KEY_A}x tpm=1000\n`);
+  const r = await runProxy({ PROXY_API_KEYS_FILE: file });
+  assert.equal(r.code, 2);
+  assert.deepEqual(r.stderr.trim().split('\n'), [
+    `config error: PROXY_API_KEYS_FILE=${file}: line 3 (bob): max_parallel must be an integer >= 1, got "0" (leave max_parallel out for no cap)`,
+    `config error: PROXY_API_KEYS_FILE=${file}: line 3 (bob): word 2 after the key names no known limit; accepted: rpm, tpm, max_parallel, weight (the word is not shown: it could be part of a key)`,
+    `config error: PROXY_API_KEYS_FILE=${file}: line 4 (key-3): limits need a named key: write <id>=<key> before them (key-3 counts entries, so it would pass to another key when a line is added above)`,
+  ]);
+  assert.ok(!r.stderr.includes(KEY_A) && !r.stderr.includes(KEY_B) && !r.stdout.includes(KEY_A));
+  assert.doesNotMatch(r.stdout, /"msg":"listening"/);
 });
 
 test('ADMIN_PORT serves the admin endpoints on loopback without the token', async () => {

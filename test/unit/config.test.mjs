@@ -119,3 +119,43 @@ test('the README configuration table lists every variable with the same default'
   }
   assert.match(helpText(), /UPSTREAM_URL/);
 });
+
+test('per-client limits: TOKEN_LIMIT_TPM, MAX_TOKENS_ESTIMATE and QUEUE_ORDER, defaults and values', () => {
+  const d = parseConfig({});
+  assert.equal(d.tokenLimitTpm, 0);
+  assert.equal(d.maxTokensEstimate, 1024);
+  assert.equal(d.queueOrder, 'fair');
+  const c = parseConfig({ TOKEN_LIMIT_TPM: '100000', MAX_TOKENS_ESTIMATE: ' 256 ', QUEUE_ORDER: 'FIFO' });
+  assert.equal(c.tokenLimitTpm, 100_000);
+  assert.equal(c.maxTokensEstimate, 256);
+  assert.equal(c.queueOrder, 'fifo');
+  assert.equal(parseConfig({ QUEUE_ORDER: ' fair' }).queueOrder, 'fair');
+  const bad = { TOKEN_LIMIT_TPM: '-1', MAX_TOKENS_ESTIMATE: '0', QUEUE_ORDER: 'lifo' };
+  assert.throws(() => parseConfig(bad), (err) => {
+    assert.deepEqual(err.problems, [
+      'config error: TOKEN_LIMIT_TPM="-1" is not accepted; expected an integer >= 0 (0 = off)',
+      'config error: MAX_TOKENS_ESTIMATE="0" is not accepted; expected an integer >= 1',
+      'config error: QUEUE_ORDER="lifo" is not accepted; expected fair or fifo',
+    ]);
+    return true;
+  });
+  for (const v of ['1.5', 'lots', '', '1e5']) assert.throws(() => parseConfig({ TOKEN_LIMIT_TPM: v }), /TOKEN_LIMIT_TPM=/, v);
+  for (const v of ['0.5', '-2', '']) assert.throws(() => parseConfig({ MAX_TOKENS_ESTIMATE: v }), /MAX_TOKENS_ESTIMATE=/, v);
+  for (const name of ['TOKEN_LIMIT_TPM', 'MAX_TOKENS_ESTIMATE', 'QUEUE_ORDER']) assert.match(helpText(), new RegExp(`^  ${name} `, 'm'));
+});
+
+test('PROXY_API_KEYS may carry limits; a bad entry is one line each, the value still hidden', () => {
+  const c = parseConfig({ PROXY_API_KEYS: 'alice=sk-alice-0123456789 rpm=60 weight=2,bob=sk-bob-9876543210' });
+  assert.equal(c.proxyApiKeys.match('sk-alice-0123456789'), 'alice');
+  assert.deepEqual(c.proxyApiKeys.limits('alice'), { rpm: 60, tpm: null, maxParallel: null, weight: 2 });
+  assert.throws(() => parseConfig({ PROXY_API_KEYS: 'alice=sk-alice-0123456789 rpm=0, sk-SECRET-4444 SECRETtail, tiny', TIMEOUT: '0' }), (err) => {
+    assert.deepEqual(err.problems.filter((p) => p.includes('PROXY_API_KEYS')), [
+      'config error: PROXY_API_KEYS=(value hidden): entry 1 (alice): rpm must be an integer >= 1, got "0" (leave rpm out for RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW)',
+      'config error: PROXY_API_KEYS=(value hidden): entry 2 (key-2): word 1 after the key is not name=value: limits are rpm, tpm, max_parallel, weight, and a key has no spaces (the word is not shown: it could be part of a key)',
+      'config error: PROXY_API_KEYS=(value hidden): entry 3 (key-3): the key must be at least 8 characters (not shown)',
+    ]);
+    assert.ok(err.problems.some((p) => p.startsWith('config error: TIMEOUT=')));
+    assert.ok(!err.message.includes('SECRET') && !err.message.includes('tiny') && !err.message.includes('0123456789'));
+    return true;
+  });
+});
