@@ -106,7 +106,7 @@ export class ProxyHandler {
       const route = upstreams.several ? routeOf({ method: rec.method, url: rec.path, headers: req.headers, model: rec.model, body: body.kind === 'buffered' ? body.data : null }, this.routeOptions()) : BALANCED;
       if (this.p.gate !== null) {
         life.enter('queued');
-        release = await this.p.gate.acquire(life.cancel.signal);
+        release = await this.p.gate.acquire({ key: 'anonymous', weight: 1 }, life.cancel.signal);
       }
       life.startDeadline(config.timeoutMs);
       const answer = await this.attempts(req, rec, body, route, life, tickets, using, admission.keysOn);

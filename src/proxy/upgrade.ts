@@ -58,7 +58,7 @@ export class UpgradeHandler {
       const route = upstreams.several ? routeOf({ method: rec.method, url: rec.path, headers: req.headers, model: null, body: null }, { home: upstreams.home.name, responses: this.responses, affinity: config.balance === 'affinity' }) : BALANCED;
       if (this.p.gate !== null) {
         life.enter('queued');
-        release = await this.p.gate.acquire(life.cancel.signal);
+        release = await this.p.gate.acquire({ key: 'anonymous', weight: 1 }, life.cancel.signal);
       }
       const u = upstreams.choose(route, new Set(), clock.now());
       const t = u === null ? null : tickets.for(u);

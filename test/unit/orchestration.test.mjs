@@ -73,7 +73,7 @@ async function run(row) {
   const gate = new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock });
   let other = null;
   if (row.busy) {
-    other = await gate.acquire(); // another request holds the only slot for `busy` ms
+    other = await gate.acquire({ key: 'other', weight: 1 }); // another request holds the only slot for `busy` ms
     clock.timer(row.busy, () => other(), 'client');
   }
   const records = [];
