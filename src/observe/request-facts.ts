@@ -1,12 +1,20 @@
 /**
- * The `model` and `stream` flag of a request, for metric labels and the request log, read from
- * the body the proxy has already buffered. It never throws and never costs more than a bounded
- * amount: a body that is not worth parsing yields nulls, never a slow request.
+ * The `model`, `stream` flag and requested maximum of tokens of a request, for metric labels,
+ * the request log and token reservations, read from the body the proxy has already buffered.
+ * It never throws and never costs more than a bounded amount: a body that is not worth parsing
+ * yields nulls, never a slow request.
  */
 
 export interface RequestFacts {
   model: string | null;
   stream: boolean;
+  /**
+   * The most tokens the answer may hold, as the request says: top-level
+   * `max_completion_tokens`, else `max_tokens`, else `max_output_tokens` (responses), the first
+   * that is a positive integer (as vLLM reads them: a 0 or null falls through to the next),
+   * capped at MAX_REQUESTED_TOKENS; null when none is.
+   */
+  maxTokens: number | null;
 }
 
 /**
@@ -19,9 +27,16 @@ const MAX_PARSE_BYTES = 128 * 1024;
 /** Bytes looked at from each end of a body too big to parse (and of every multipart body). */
 const WINDOW_BYTES = 64 * 1024;
 const MAX_MODEL_CHARS = 200;
+/**
+ * 2^24 tokens: more than any model's context window (the largest are ~10M), so no real request
+ * is cut; a larger value (`1e300`) is read as this, keeping sums of tokens exact integers.
+ */
+const MAX_REQUESTED_TOKENS = 2 ** 24;
+/** In the order they are honoured; all three at once is not a request OpenAI accepts anyway. */
+const MAX_TOKENS_KEYS = ['max_completion_tokens', 'max_tokens', 'max_output_tokens'] as const;
 
 /** A fresh object each time: callers may fill in what the body did not say. */
-const none = (): RequestFacts => ({ model: null, stream: false });
+const none = (): RequestFacts => ({ model: null, stream: false, maxTokens: null });
 
 const JSON_TYPE = /^\s*application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
 const MULTIPART_TYPE = /^\s*multipart\/form-data\s*;/i;
@@ -29,15 +44,19 @@ const BOUNDARY = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i;
 // A JSON string value may hold escapes; they are decoded with JSON.parse below.
 const MODEL_FIELD = /"model"\s*:\s*"((?:[^"\\\r\n]|\\.){1,800})"/;
 const STREAM_TRUE = /"stream"\s*:\s*true\b/;
+// Tried only where `"max_` starts (sticky: lastIndex is set before each exec), as a regex
+// searching 64 KiB by itself costs ~12 µs and String#indexOf ~1 µs. A plain integer only:
+// `1.5`, `1e3` and negative numbers are not a count (and rare enough).
+const MAX_TOKENS_FIELD = /"(max_completion_tokens|max_tokens|max_output_tokens)"\s*:\s*(\d+)(?![.eE])/y;
 const MODEL_PART = /^content-disposition[ \t]*:[ \t]*form-data[ \t]*;(?:[^\r\n]*;)?[ \t]*name[ \t]*=[ \t]*(?:"model"|model)[ \t]*(?:;|$)/im;
 
-/** The model and stream flag of a JSON request body, parsed only when cheap enough. */
+/** The model, stream flag and max tokens of a JSON request body, parsed only when cheap enough. */
 export function requestFacts(body: Buffer, contentType: string | undefined): RequestFacts {
   if (typeof contentType !== 'string') return none();
   try {
     if (body.length === 0) return none();
     if (JSON_TYPE.test(contentType)) return body.length <= MAX_PARSE_BYTES ? parsedFacts(body) : scannedFacts(body);
-    if (MULTIPART_TYPE.test(contentType)) return { model: multipartModel(body, contentType), stream: false };
+    if (MULTIPART_TYPE.test(contentType)) return { model: multipartModel(body, contentType), stream: false, maxTokens: null };
   } catch {
     // Only a caller's type error (no Buffer) lands here: facts are optional, the request is not.
   }
@@ -53,8 +72,11 @@ function parsedFacts(body: Buffer): RequestFacts {
     return none();
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return none();
-  const { model, stream } = doc as Record<string, unknown>;
-  return { model: typeof model === 'string' && model.length > 0 ? cap(model) : null, stream: stream === true };
+  const fields = doc as Record<string, unknown>;
+  const { model, stream } = fields;
+  let maxTokens: number | null = null;
+  for (const key of MAX_TOKENS_KEYS) if ((maxTokens = tokenCount(fields[key])) !== null) break;
+  return { model: typeof model === 'string' && model.length > 0 ? cap(model) : null, stream: stream === true, maxTokens };
 }
 
 /**
@@ -63,14 +85,41 @@ function parsedFacts(body: Buffer): RequestFacts {
  * the last 64 KiB only: ~40 µs whatever the size. The head holds
  * `model` when the client wrote it first (openai-node keeps the caller's key order, and most
  * examples put `model` first); the tail holds it for openai-python, which writes `messages`
- * first and then `model` and the few other parameters given. A `"model"` key nested inside
- * a message is not told apart: OpenAI message shapes have none.
+ * first and then `model` and the few other parameters given (`max_tokens` and its kin
+ * likewise). A `"model"` or `"max_tokens"` key nested inside a message or a tool's schema is
+ * not told apart: OpenAI message shapes have none, and a schema's property holds an object,
+ * which is no count.
  */
 function scannedFacts(body: Buffer): RequestFacts {
   const head = body.toString('utf8', 0, WINDOW_BYTES);
   const tail = body.toString('utf8', body.length - WINDOW_BYTES);
   const model = jsonStringField(head) ?? jsonStringField(tail);
-  return { model, stream: STREAM_TRUE.test(head) || STREAM_TRUE.test(tail) };
+  return { model, stream: STREAM_TRUE.test(head) || STREAM_TRUE.test(tail), maxTokens: scannedMaxTokens(head, tail) };
+}
+
+/** The value of the first key of MAX_TOKENS_KEYS found, the head before the tail. */
+function scannedMaxTokens(head: string, tail: string): number | null {
+  let found: number | null = null;
+  let rank: number = MAX_TOKENS_KEYS.length; // of the key found: lower is preferred
+  for (const text of [head, tail]) {
+    for (let at = text.indexOf('"max_'); at !== -1 && rank > 0; at = text.indexOf('"max_', at + 1)) {
+      MAX_TOKENS_FIELD.lastIndex = at;
+      const m = MAX_TOKENS_FIELD.exec(text);
+      const count = m === null ? null : tokenCount(Number(m[2]));
+      const keyRank = m === null ? -1 : MAX_TOKENS_KEYS.indexOf(m[1] as (typeof MAX_TOKENS_KEYS)[number]);
+      if (count !== null && keyRank < rank) {
+        found = count;
+        rank = keyRank;
+      }
+    }
+  }
+  return found;
+}
+
+/** A positive integer, capped at MAX_REQUESTED_TOKENS; else null. */
+function tokenCount(v: unknown): number | null {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) return null;
+  return Math.min(v, MAX_REQUESTED_TOKENS);
 }
 
 function jsonStringField(text: string): string | null {

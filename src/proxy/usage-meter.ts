@@ -1,7 +1,8 @@
 /**
  * Watches a successful answer for its token usage as it passes: SSE through the stream
- * watcher; JSON by keeping only its last two chunks (usage is written last, and only that
- * small object is parsed). Other answers are not watched.
+ * watcher, which also counts the characters of generated text for a stream without usage;
+ * JSON by keeping only its last two chunks (usage is written last, and only that small object
+ * is parsed). Other answers are not watched.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { SseUsageWatcher, usageFromJson, type Usage } from '../observe/usage.js';
@@ -10,6 +11,8 @@ export interface UsageMeter {
   push(chunk: Buffer): void;
   usage(): Usage | null;
   model(): string | null;
+  /** Characters of generated text seen (observe/text-chars.ts); 0 for a JSON answer, whose text is not read. */
+  textChars(): number;
 }
 
 /** A JSON answer: its last two chunks, where the usage object is. */
@@ -29,6 +32,11 @@ class JsonUsageMeter implements UsageMeter {
 
   model(): string | null {
     return null;
+  }
+
+  /** 0: only the usage is read. OpenAI-compatible servers always put one in a JSON chat, completions, embeddings or responses answer. */
+  textChars(): number {
+    return 0;
   }
 }
 

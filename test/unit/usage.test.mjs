@@ -30,7 +30,7 @@ function watch(...chunks) {
 
 test('a chat stream with include_usage yields the last chunk usage and the model', () => {
   const w = watch(CHAT);
-  assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7 });
+  assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7, cachedTokens: null });
   assert.equal(w.model(), 'gpt-4o-mini-2024-07-18', 'the usage event names the model exactly');
 });
 
@@ -38,7 +38,7 @@ test('the same usage whatever byte the stream is split at (every split point)', 
   const bytes = Buffer.from(CHAT);
   for (let at = 0; at <= bytes.length; at++) {
     const w = watch(bytes.subarray(0, at), bytes.subarray(at));
-    assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7 }, `split at ${at}`);
+    assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7, cachedTokens: null }, `split at ${at}`);
     assert.equal(w.model(), 'gpt-4o-mini-2024-07-18', `split at ${at}`);
   }
 });
@@ -47,11 +47,11 @@ test('the same usage when the stream arrives one byte at a time, or in three pie
   const bytes = Buffer.from(CHAT);
   const w = new SseUsageWatcher();
   for (let i = 0; i < bytes.length; i++) w.push(bytes.subarray(i, i + 1));
-  assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7 });
+  assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7, cachedTokens: null });
   for (let a = 0; a < bytes.length; a += 37) {
     const b = Math.min(bytes.length, a + 211);
     const w3 = watch(bytes.subarray(0, a), bytes.subarray(a, b), bytes.subarray(b));
-    assert.deepEqual(w3.usage(), { promptTokens: 12, completionTokens: 7 }, `split at ${a}, ${b}`);
+    assert.deepEqual(w3.usage(), { promptTokens: 12, completionTokens: 7, cachedTokens: null }, `split at ${a}, ${b}`);
   }
 });
 
@@ -71,14 +71,14 @@ test('the watcher keeps no reference to a chunk: the caller may reuse its memory
   w.push(reused.subarray(0, at));
   reused.fill(0x78); // e.g. a pooled buffer handed to the next read
   w.push(bytes.subarray(at));
-  assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7 });
+  assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7, cachedTokens: null });
 });
 
 test('a responses stream yields response.completed usage, split anywhere', () => {
   const bytes = Buffer.from(RESPONSES);
   for (let at = 0; at <= bytes.length; at++) {
     const w = watch(bytes.subarray(0, at), bytes.subarray(at));
-    assert.deepEqual(w.usage(), { promptTokens: 30, completionTokens: 5 }, `split at ${at}`);
+    assert.deepEqual(w.usage(), { promptTokens: 30, completionTokens: 5, cachedTokens: 0 }, `split at ${at}`);
     assert.equal(w.model(), 'gpt-4.1-2025-04-14', `split at ${at}`);
   }
 });
@@ -94,13 +94,13 @@ test('a stream without usage gives null usage but the model of the first chunk',
 
 test('CRLF line endings work', () => {
   const w = watch(CHAT.replaceAll('\n', '\r\n'));
-  assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7 });
+  assert.deepEqual(w.usage(), { promptTokens: 12, completionTokens: 7, cachedTokens: null });
   assert.equal(w.model(), 'gpt-4o-mini-2024-07-18');
 });
 
 test('spaces around the colon (Python json.dumps) are tolerated', () => {
   const w = watch('data: {"model": "m-1", "usage": {"prompt_tokens": 3, "completion_tokens": 4}}\n\n');
-  assert.deepEqual(w.usage(), { promptTokens: 3, completionTokens: 4 });
+  assert.deepEqual(w.usage(), { promptTokens: 3, completionTokens: 4, cachedTokens: null });
   assert.equal(w.model(), 'm-1');
 });
 
@@ -109,7 +109,7 @@ test('with usage on every chunk (vLLM continuous_usage_stats) the last one wins'
     'data: {"model":"a","usage":{"prompt_tokens":5,"completion_tokens":1}}\n\n',
     'data: {"model":"a","usage":{"prompt_tokens":5,"completion_tokens":2}}\n\ndata: {"model":"a","usage":{"prompt_tokens":5,"completion_tokens":3}}\n\n',
   );
-  assert.deepEqual(w.usage(), { promptTokens: 5, completionTokens: 3 });
+  assert.deepEqual(w.usage(), { promptTokens: 5, completionTokens: 3, cachedTokens: null });
 });
 
 test('a giant unfinished line is dropped at 1 MiB and watching resumes after it', () => {
@@ -120,12 +120,12 @@ test('a giant unfinished line is dropped at 1 MiB and watching resumes after it'
   w.push(Buffer.from('"}\n\n'));
   assert.equal(w.usage(), null, 'the oversized line was not parsed');
   w.push(Buffer.from('data: {"usage":{"prompt_tokens":2,"completion_tokens":9}}\n\n'));
-  assert.deepEqual(w.usage(), { promptTokens: 2, completionTokens: 9 });
+  assert.deepEqual(w.usage(), { promptTokens: 2, completionTokens: 9, cachedTokens: null });
 });
 
 test('on one line the last "usage" object counts; a usage object is read from a data line only', () => {
   const w = watch('data: {"response":{"output":[{"usage":{"prompt_tokens":1}}],"usage":{"input_tokens":7,"output_tokens":8},"metadata":{"usage":"x"}}}\n');
-  assert.deepEqual(w.usage(), { promptTokens: 7, completionTokens: 8 });
+  assert.deepEqual(w.usage(), { promptTokens: 7, completionTokens: 8, cachedTokens: null });
   assert.equal(watch('id: 1\n: {"usage":{"prompt_tokens":1}}\n').usage(), null);
 });
 
@@ -153,21 +153,21 @@ test('the model is looked for in the first chunks only, and only on data lines',
   assert.equal(long.model(), null, 'an over-long value is not read');
   const capped = watch(`data: {"model":"${'m'.repeat(300)}","usage":{"prompt_tokens":1}}\n`);
   assert.equal(capped.model().length, 200);
-  assert.deepEqual(capped.usage(), { promptTokens: 1, completionTokens: 0 });
+  assert.deepEqual(capped.usage(), { promptTokens: 1, completionTokens: 0, cachedTokens: null });
 });
 
 test('usageFromJson reads chat, completions, embeddings, responses and transcription bodies', () => {
   const j = (o) => Buffer.from(JSON.stringify(o));
-  assert.deepEqual(usageFromJson(j({ object: 'chat.completion', choices: [], usage: { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 } })), { promptTokens: 9, completionTokens: 12 });
-  assert.deepEqual(usageFromJson(j({ object: 'list', data: [], usage: { prompt_tokens: 8, total_tokens: 8 } })), { promptTokens: 8, completionTokens: 0 });
-  assert.deepEqual(usageFromJson(j({ object: 'response', usage: { input_tokens: 36, output_tokens: 87, total_tokens: 123 } })), { promptTokens: 36, completionTokens: 87 });
-  assert.deepEqual(usageFromJson(j({ text: 'hi', usage: { type: 'tokens', input_tokens: 14, output_tokens: 45 } })), { promptTokens: 14, completionTokens: 45 });
+  assert.deepEqual(usageFromJson(j({ object: 'chat.completion', choices: [], usage: { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 } })), { promptTokens: 9, completionTokens: 12, cachedTokens: null });
+  assert.deepEqual(usageFromJson(j({ object: 'list', data: [], usage: { prompt_tokens: 8, total_tokens: 8 } })), { promptTokens: 8, completionTokens: 0, cachedTokens: null });
+  assert.deepEqual(usageFromJson(j({ object: 'response', usage: { input_tokens: 36, output_tokens: 87, total_tokens: 123 } })), { promptTokens: 36, completionTokens: 87, cachedTokens: null });
+  assert.deepEqual(usageFromJson(j({ text: 'hi', usage: { type: 'tokens', input_tokens: 14, output_tokens: 45 } })), { promptTokens: 14, completionTokens: 45, cachedTokens: null });
   const nested = { prompt_tokens: 1, completion_tokens: 2, prompt_tokens_details: { cached_tokens: 0, note: 'a "}" in a string' } };
-  assert.deepEqual(usageFromJson(j({ usage: nested })), { promptTokens: 1, completionTokens: 2 });
+  assert.deepEqual(usageFromJson(j({ usage: nested })), { promptTokens: 1, completionTokens: 2, cachedTokens: 0 });
 });
 
 test('usageFromJson reads pretty-printed bodies and skips a later non-object "usage" key', () => {
-  assert.deepEqual(usageFromJson(Buffer.from(JSON.stringify({ object: 'response', usage: { input_tokens: 2, output_tokens: 3 }, metadata: { usage: 'x' } }, null, 2))), { promptTokens: 2, completionTokens: 3 });
+  assert.deepEqual(usageFromJson(Buffer.from(JSON.stringify({ object: 'response', usage: { input_tokens: 2, output_tokens: 3 }, metadata: { usage: 'x' } }, null, 2))), { promptTokens: 2, completionTokens: 3, cachedTokens: null });
 });
 
 test('usageFromJson parses only the usage object, so a huge embeddings answer costs no more', () => {
@@ -175,7 +175,7 @@ test('usageFromJson parses only the usage object, so a huge embeddings answer co
   const body = Buffer.from(`{"object":"list","data":[${Array(300).fill(one).join(',')}],"model":"text-embedding-3-small","usage":{"prompt_tokens":4096,"total_tokens":4096}}`);
   assert.ok(body.length > 8 * 1024 * 1024);
   const t = process.hrtime.bigint();
-  for (let i = 0; i < 100; i++) assert.deepEqual(usageFromJson(body), { promptTokens: 4096, completionTokens: 0 });
+  for (let i = 0; i < 100; i++) assert.deepEqual(usageFromJson(body), { promptTokens: 4096, completionTokens: 0, cachedTokens: null });
   const msPerCall = Number(process.hrtime.bigint() - t) / 1e6 / 100;
   assert.ok(msPerCall < 5, `${msPerCall} ms per call: the body was parsed whole (JSON.parse takes ~50 ms)`);
 });
@@ -183,5 +183,23 @@ test('usageFromJson parses only the usage object, so a huge embeddings answer co
 test('usageFromJson answers null for garbage, no usage, or counts that are not counts', () => {
   for (const body of ['', 'not json', '[1,2]', 'null', '{"usage":null}', '{"id":1}', '{"usage":{"type":"duration","seconds":3}}', '{"usage":{"prompt_tokens":-1}}', '{"usage":{"prompt_tokens":1,"completion_tokens":"2"}}', '{"usage":[1]}', '{"usage":{"prompt_tokens":1', `{"usage":{"prompt_tokens":1,"pad":"${'p'.repeat(5000)}"}}`, '{"usage" {"prompt_tokens":1}}', '{"usage":{"prompt_tokens":1,}}']) {
     assert.equal(usageFromJson(Buffer.from(body)), null, body);
+  }
+});
+
+test('cached prompt tokens are read as the part of the prompt they are, from the details of their own shape', () => {
+  const j = (usage) => usageFromJson(Buffer.from(JSON.stringify({ object: 'x', usage })));
+  // OpenAI / vLLM chat: prompt_tokens includes prompt_tokens_details.cached_tokens
+  assert.deepEqual(j({ prompt_tokens: 2006, completion_tokens: 300, total_tokens: 2306, prompt_tokens_details: { cached_tokens: 1920, audio_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 128 } }), { promptTokens: 2006, completionTokens: 300, cachedTokens: 1920 });
+  // Responses: input_tokens includes input_tokens_details.cached_tokens; output_tokens includes reasoning
+  assert.deepEqual(j({ input_tokens: 1200, input_tokens_details: { cached_tokens: 1024 }, output_tokens: 300, output_tokens_details: { reasoning_tokens: 200 }, total_tokens: 1500 }), { promptTokens: 1200, completionTokens: 300, cachedTokens: 1024 });
+  assert.deepEqual(j({ prompt_tokens: 10, completion_tokens: 1, input_tokens_details: { cached_tokens: 5 } }), { promptTokens: 10, completionTokens: 1, cachedTokens: null }, 'details of the other shape are not this one\'s');
+  for (const details of [null, 'x', { cached_tokens: -1 }, { cached_tokens: '5' }, {}]) {
+    assert.equal(j({ prompt_tokens: 10, completion_tokens: 1, prompt_tokens_details: details }).cachedTokens, null, JSON.stringify(details));
+  }
+});
+
+test('a usage reporting only output tokens is no usage: a charge cannot be output-only', () => {
+  for (const usage of [{ completion_tokens: 50 }, { output_tokens: 50 }, { completion_tokens: 50, total_tokens: 50 }, { prompt_tokens: null, output_tokens: 5 }]) {
+    assert.equal(usageFromJson(Buffer.from(JSON.stringify({ usage }))), null, JSON.stringify(usage));
   }
 });
