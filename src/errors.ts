@@ -12,6 +12,8 @@ export type ProxyErrorKind =
   | 'unauthorized'
   | 'request_timeout'
   | 'rate_limited'
+  | 'tokens_limited'
+  | 'concurrency_limited'
   | 'upstream_unreachable'
   | 'upstream_protocol'
   | 'upstream_timeout'
@@ -38,6 +40,8 @@ const KINDS: Record<ProxyErrorKind, KindInfo> = {
   unauthorized: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key', noRetry: false },
   request_timeout: { status: 408, type: 'invalid_request_error', code: 'request_timeout', noRetry: true },
   rate_limited: { status: 429, type: 'requests', code: 'rate_limit_exceeded', noRetry: false },
+  tokens_limited: { status: 429, type: 'tokens', code: 'rate_limit_exceeded', noRetry: false },
+  concurrency_limited: { status: 429, type: 'requests', code: 'concurrency_limit_exceeded', noRetry: false },
   upstream_unreachable: { status: 503, type: 'service_unavailable_error', code: 'upstream_unreachable', noRetry: true },
   upstream_protocol: { status: 502, type: 'server_error', code: 'upstream_protocol_error', noRetry: true },
   upstream_timeout: { status: 504, type: 'server_error', code: 'upstream_timeout', noRetry: true },

@@ -17,7 +17,6 @@ import { Logger, stdoutSink } from './logging/logger.js';
 import { RequestLog } from './logging/request-log.js';
 import { ProxyHandler } from './proxy/handler.js';
 import { ConcurrencyGate } from './resilience/concurrency-gate.js';
-import { RateLimiter } from './resilience/rate-limiter.js';
 import { RetryBudget } from './resilience/retry-budget.js';
 import { createProxyServer } from './server.js';
 import { createAdminServer } from './own-endpoints.js';
@@ -76,7 +75,7 @@ function main(): void {
   const appFile = new JsonlFile(join(config.logDir, 'proxy.log'), { ...rotation, onError: (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`) });
   const logger = new Logger(config.logLevel, config.logStdout ? [stdoutSink, appFile] : [appFile]);
   const requestLog = config.requestLogEnabled ? new RequestLog(new JsonlFile(join(config.logDir, 'requests.log'), { ...rotation, onError: (err) => logger.error('cannot write the request log', { err }) })) : null;
-  const gate = config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, clock }) : null;
+  const gate = config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, order: config.queueOrder, clock }) : null;
   const requestLogDropped = (): number => requestLog?.dropped ?? 0;
   const registry = new Registry();
   let upstreams: UpstreamSet | null = null;
@@ -95,7 +94,6 @@ function main(): void {
     clock,
     logger,
     telemetry,
-    limiter: config.rateLimitEnabled ? new RateLimiter({ capacity: config.rateLimitRequests, windowSec: config.rateLimitWindowSec }) : null,
     gate,
     budget: new RetryBudget({ ratio: config.retryBudgetRatio }),
     apiKeys: () => keyRing.current(),

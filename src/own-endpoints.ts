@@ -118,13 +118,23 @@ export function statsReport(p: OwnParts): Record<string, unknown> {
     requests: { total: s.requests, by_class: byClass, by_status: Object.fromEntries(s.byStatus), by_endpoint: Object.fromEntries(s.byEndpoint) },
     in_flight: s.inFlight,
     in_flight_by_phase: p.lifetimes.byPhase(),
-    queue: { depth: p.gate?.queued ?? 0, slots_in_use: p.gate?.inFlight ?? 0, max_concurrent: p.config.maxConcurrentRequests, size: p.config.queueSize },
+    queue: {
+      depth: p.gate?.queued ?? 0,
+      slots_in_use: p.gate?.inFlight ?? 0,
+      max_concurrent: p.config.maxConcurrentRequests,
+      size: p.config.queueSize,
+      order: p.config.queueOrder,
+      waiting_by_client: Object.fromEntries([...(p.gate?.queuedBy() ?? [])].map(([k, n]) => [clientName(k), n])),
+      wait_ms_by_client: Object.fromEntries(Object.entries(p.gate?.waits() ?? {}).map(([k, w]) => [clientName(k), { count: w.count, p50_ms: w.p50Ms, p99_ms: w.p99Ms, max_ms: w.maxMs }])),
+    },
     latency_ms: s.durationMs.percentiles(),
     time_to_first_byte_ms: s.ttfbMs.percentiles(),
     tokens: Object.fromEntries(s.tokens),
     upstream_attempts: Object.fromEntries(s.attempts),
     retries: { total: s.totalRetries(), by_reason: Object.fromEntries(s.retries) },
     rate_limited: s.rateLimited,
+    rate_limited_by_reason: s.rateLimitedBy,
+    clients: Object.fromEntries([...s.clients].map(([k, c]) => [k, { requests: c.requests, prompt_tokens: c.promptTokens, completion_tokens: c.completionTokens, tokens_charged: c.tokensCharged, rejected: c.rejected }])),
     streams: s.streams,
     circuit_breaker: breakerView(p, p.upstreams.home),
     upstream: { ...p.upstreams.home.transport.stats(), url: p.upstreams.home.url.href },
@@ -133,6 +143,11 @@ export function statsReport(p: OwnParts): Record<string, unknown> {
     last_upstream_error: s.lastUpstreamError,
     request_log: { enabled: p.config.requestLogEnabled, dropped_lines: p.requestLogDropped() },
   };
+}
+
+/** A client as /stats names it: its key id, or its address (the limiter's `id:`/`ip:` prefix dropped). */
+function clientName(key: string): string {
+  return key.startsWith('id:') || key.startsWith('ip:') ? key.slice(3) : key;
 }
 
 /** Compares a presented token with ADMIN_TOKEN in constant time. */

@@ -7,17 +7,31 @@
 import { LatencyWindow } from './observe/latency-window.js';
 import { RELAY_OUTCOMES, type RelayOutcome } from './upstream/relay.js';
 import type { AttemptOutcome } from './upstream/transport.js';
+import type { LimitReason } from './resilience/client-limits.js';
 
 /** How a relayed answer ended: the relay's own outcome names. */
 export type StreamOutcome = RelayOutcome;
 
 const MAX_MODELS = 50;
+/** Clients shown in /stats: the most recently active. */
+const MAX_CLIENTS = 100;
+
+export interface ClientCounts {
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  tokensCharged: number;
+  readonly rejected: Record<LimitReason, number>;
+}
 
 export class ProxyStats {
   readonly startedAtMs: number;
   requests = 0;
   inFlight = 0;
   rateLimited = 0;
+  readonly rateLimitedBy: Record<LimitReason, number> = { requests: 0, tokens: 0, parallel: 0 };
+  /** Per client (key id, or address without keys), the most recently active ones only. */
+  readonly clients = new Map<string, ClientCounts>();
   readonly byStatus = new Map<number, number>();
   readonly byEndpoint = new Map<string, number>();
   readonly attempts = new Map<AttemptOutcome, number>();
@@ -53,6 +67,32 @@ export class ProxyStats {
   /** An upstream removed by a reload: its counts go (names come from the config, so the map stays bounded). */
   forgetUpstream(upstream: string): void {
     this.attemptsByUpstream.delete(upstream);
+  }
+
+  /** A client refused by its own limits. */
+  limited(reason: LimitReason, client: string): void {
+    this.rateLimited++;
+    this.rateLimitedBy[reason]++;
+    this.client(client).rejected[reason]++;
+  }
+
+  /** A client's request ended, with what it was charged. */
+  clientServed(client: string, prompt: number, completion: number, charged: number): void {
+    const c = this.client(client);
+    c.requests++;
+    c.promptTokens += prompt;
+    c.completionTokens += completion;
+    c.tokensCharged += charged;
+  }
+
+  /** The client's counts, moved to the most recent end; the least recently active go past MAX_CLIENTS. */
+  private client(key: string): ClientCounts {
+    let c = this.clients.get(key);
+    if (c === undefined) c = { requests: 0, promptTokens: 0, completionTokens: 0, tokensCharged: 0, rejected: { requests: 0, tokens: 0, parallel: 0 } };
+    else this.clients.delete(key);
+    this.clients.set(key, c);
+    if (this.clients.size > MAX_CLIENTS) this.clients.delete(this.clients.keys().next().value!);
+    return c;
   }
 
   retry(reason: string): void {

@@ -36,6 +36,7 @@ export class RequestLog {
         bytes_out: r.bytesOut,
         prompt_tokens: r.promptTokens,
         completion_tokens: r.completionTokens,
+        tokens_charged: r.tokensCharged,
         error: r.error,
       }),
     );

@@ -11,6 +11,7 @@ import type { Histogram, HistogramChild } from './histogram.js';
 import type { Registry } from './registry.js';
 import type { BreakerStateName } from '../resilience/circuit-breaker.js';
 import type { AttemptOutcome } from '../upstream/transport.js';
+import type { LimitReason } from '../resilience/client-limits.js';
 
 /**
  * Whole-request latency in seconds. LLM answers range from a cached 5 ms to a
@@ -79,7 +80,9 @@ export class ProxyMetrics {
   private readonly duration: Histogram;
   private readonly ttfb: Histogram;
   private readonly inFlight: Gauge;
-  private readonly rateLimitedTotal: Counter;
+  private readonly rateLimitedBy: Readonly<Record<LimitReason, CounterChild>>;
+  private readonly clientTokenFamily: Counter;
+  private readonly clientTokenSeries = new Map<string, TokenSeries>();
   private readonly tokenFamily: Counter;
   /** Keyed by `method status endpoint`: one Map lookup per finished request. */
   private readonly requestSeries = new Map<string, RequestSeries>();
@@ -112,7 +115,9 @@ export class ProxyMetrics {
     this.inFlight = registry.gauge('openai_proxy_in_flight_requests', 'Requests being served right now.');
     this.attemptFamily = registry.counter('openai_proxy_upstream_attempts_total', 'Upstream attempts, by upstream and outcome.', ['upstream', 'outcome']);
     const retries = registry.counter('openai_proxy_retries_total', 'Upstream attempts repeated, by reason.', ['reason']);
-    this.rateLimitedTotal = registry.counter('openai_proxy_rate_limited_total', 'Requests refused with 429 by the rate limiter.');
+    const limited = registry.counter('openai_proxy_rate_limited_total', "Requests refused with 429 by the client's own limits, by reason: requests, tokens or parallel.", ['reason']);
+    this.rateLimitedBy = { requests: limited.labels('requests'), tokens: limited.labels('tokens'), parallel: limited.labels('parallel') };
+    this.clientTokenFamily = registry.counter('openai_proxy_client_tokens_total', 'Tokens each client key used, by key id and kind (only with client keys: ids come from the key list).', ['client', 'kind']);
     this.breakerFamily = registry.gauge(
       'openai_proxy_circuit_breaker_state',
       "Each upstream's circuit breaker state: 1 for the current state, 0 for the others.",
@@ -206,8 +211,19 @@ export class ProxyMetrics {
     this.retries.get(reason).inc();
   }
 
-  rateLimited(): void {
-    this.rateLimitedTotal.inc();
+  rateLimited(reason: LimitReason): void {
+    this.rateLimitedBy[reason].inc();
+  }
+
+  /** A key id's tokens; ids come from the key list, so the label is bounded. */
+  clientTokens(keyId: string, prompt: number, completion: number): void {
+    let s = this.clientTokenSeries.get(keyId);
+    if (s === undefined) {
+      s = { prompt: this.clientTokenFamily.labels(keyId, 'prompt'), completion: this.clientTokenFamily.labels(keyId, 'completion') };
+      this.clientTokenSeries.set(keyId, s);
+    }
+    if (isCount(prompt)) s.prompt.inc(prompt);
+    if (isCount(completion)) s.completion.inc(completion);
   }
 
   /** The breaker's current state: its series becomes 1, the two others 0. */

@@ -8,6 +8,7 @@ import type { ProxyMetrics } from '../metrics/proxy-metrics.js';
 import type { RequestLog } from '../logging/request-log.js';
 import type { ProxyStats, StreamOutcome } from '../stats.js';
 import type { BreakerStateName } from '../resilience/circuit-breaker.js';
+import type { LimitReason } from '../resilience/client-limits.js';
 import type { AttemptOutcome } from '../upstream/transport.js';
 
 export interface RequestRecord {
@@ -29,6 +30,10 @@ export interface RequestRecord {
   readonly bytesOut: number;
   readonly promptTokens: number | null;
   readonly completionTokens: number | null;
+  /** Tokens charged to the client's limits (and the fair queue) once settled; null when it never got that far. */
+  readonly tokensCharged: number | null;
+  /** The client's key id when client keys are on (bounded: ids come from the key list); null otherwise. */
+  readonly keyId: string | null;
   readonly error: string | null;
 }
 
@@ -47,12 +52,14 @@ export class Telemetry {
   requestFinished(r: RequestRecord): void {
     this.stats.inFlight--;
     this.stats.requestEnded(r.status, r.endpoint, r.durationMs, r.ttfbMs);
+    this.stats.clientServed(r.keyId ?? r.client, r.promptTokens ?? 0, r.completionTokens ?? 0, r.tokensCharged ?? 0);
     if (r.promptTokens !== null || r.completionTokens !== null) this.stats.addTokens(r.model, r.promptTokens ?? 0, r.completionTokens ?? 0);
     try {
       if (this.metrics !== null) {
         this.metrics.inFlightDec();
         this.metrics.requestFinished(r.method, r.endpoint, r.status, r.durationMs / 1000, r.ttfbMs === null ? null : r.ttfbMs / 1000);
         if (r.promptTokens !== null || r.completionTokens !== null) this.metrics.tokens(r.model, r.promptTokens ?? 0, r.completionTokens ?? 0);
+        if (r.keyId !== null && (r.promptTokens !== null || r.completionTokens !== null)) this.metrics.clientTokens(r.keyId, r.promptTokens ?? 0, r.completionTokens ?? 0);
       }
       this.requestLog?.write(r);
     } catch {
@@ -70,9 +77,10 @@ export class Telemetry {
     this.metrics?.retry(reason);
   }
 
-  rateLimited(): void {
-    this.stats.rateLimited++;
-    this.metrics?.rateLimited();
+  /** A 429 of the client's own limits: its requests, its tokens, or its requests in flight. */
+  rateLimited(reason: LimitReason, client: string): void {
+    this.stats.limited(reason, client);
+    this.metrics?.rateLimited(reason);
   }
 
   streamEnded(outcome: StreamOutcome): void {

@@ -24,7 +24,7 @@ import type { Telemetry } from '../observe/telemetry.js';
 import { pathOf } from '../own-endpoints.js';
 import { backoffDelayMs } from '../resilience/backoff.js';
 import type { ConcurrencyGate, Release } from '../resilience/concurrency-gate.js';
-import type { RateLimiter } from '../resilience/rate-limiter.js';
+import { ClientLimits, type ClientTicket } from '../resilience/client-limits.js';
 import { retry, type Verdict } from '../resilience/retry.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import type { ApiKeys } from '../security/api-keys.js';
@@ -32,9 +32,11 @@ import { relayResponse } from '../upstream/relay.js';
 import type { UpstreamRequest } from '../upstream/transport.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { BALANCED, type Route, type UpstreamSet } from '../upstream/upstream-set.js';
-import { admit, type AdmissionParts } from './admission.js';
+import { admit, limitHeaders, tokensRefused, type AdmissionParts } from './admission.js';
+import { estimateTokens, settledTokens } from '../observe/token-estimate.js';
 import { attempt, type Answer, type AttemptParts } from './attempt.js';
 import { BreakerTickets } from './breaker-ticket.js';
+import { ClientPolicies } from './client-policies.js';
 import { forwardContext } from './forwarding.js';
 import { Lifetimes, type Lifetime } from './lifetime.js';
 import { newRecord, Outcomes, unavailable, type RateHeaders, type Rec, type Reply } from './outcomes.js';
@@ -50,7 +52,6 @@ export interface ProxyParts {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly telemetry: Telemetry;
-  readonly limiter: RateLimiter | null;
   readonly gate: ConcurrencyGate | null;
   readonly budget: RetryBudget;
   /** The client keys in force now (they can be reloaded); null = no key needed. */
@@ -63,6 +64,8 @@ export class ProxyHandler {
   readonly lifetimes: Lifetimes;
   /** Which upstream made each stored response (routing.ts). */
   readonly responses = new ResponseHomes();
+  /** Every client's limits: requests, tokens, requests in flight. */
+  readonly limits = new ClientLimits();
   private readonly admission: AdmissionParts;
   private readonly attemptParts: AttemptParts;
   private readonly bodyLimits: BodyLimits;
@@ -72,7 +75,7 @@ export class ProxyHandler {
   constructor(private readonly p: ProxyParts) {
     const { config, clock } = p;
     this.lifetimes = new Lifetimes(clock);
-    this.admission = { apiKeys: p.apiKeys, limiter: p.limiter, rateLimitWindowSec: config.rateLimitWindowSec };
+    this.admission = { apiKeys: p.apiKeys, limits: this.limits, policies: new ClientPolicies(config, p.apiKeys) };
     this.attemptParts = { telemetry: p.telemetry, clock };
     this.bodyLimits = { maxReplayBytes: config.maxReplayBodyBytes, maxBodyBytes: config.maxRequestBodyBytes, idleTimeoutMs: config.clientTimeoutMs, clock };
     this.outcomes = new Outcomes(config.timeoutMs, p.logger, p.telemetry);
@@ -90,34 +93,65 @@ export class ProxyHandler {
     budget.requestStarted();
     let release: Release | null = null;
     const tickets = new BreakerTickets<Upstream>(clock);
-    const using: Using = { upstream: null };
+    const tally: Tally = { upstream: null, estimate: 0, bodyBytes: 0, meter: null, answered: false };
+    let client: ClientTicket | null = null;
     let rateHeaders: RateHeaders;
     try {
       const admission = admit(this.admission, req, rec.client, started);
       rateHeaders = admission.rateHeaders;
-      if (!admission.ok) return this.outcomes.refuse(rec, reply, admission.error, rateHeaders);
+      rec.keyId = admission.keyId;
+      if (!admission.ok) return this.outcomes.refuse(rec, reply, admission.error, rateHeaders, admission.limited);
+      client = admission.client;
       // nothing could take it (every breaker open, every upstream down): say so before reading the body
       if (!upstreams.available(BALANCED, started)) return this.outcomes.refuse(rec, reply, unavailable(this.p.upstreams, BALANCED, started, config.healthCheckIntervalMs), rateHeaders);
       if (upstreams.several && rec.method === 'GET' && pathOf(rec.path) === '/v1/models') return this.listModels(res, rec, rateHeaders, life);
       life.enter('reading_body');
       let body: RequestBody | null = await readRequestBody(req, this.bodyLimits, life.cancel);
       rec.bytesIn = body.kind === 'buffered' ? body.data.length : body.headBytes;
-      rec.model = requestFacts(body.kind === 'buffered' ? body.data : body.head[0]!, req.headers['content-type']).model;
+      const facts = requestFacts(body.kind === 'buffered' ? body.data : body.head[0]!, req.headers['content-type']);
+      rec.model = facts.model;
+      // the tokens a generation may cost, as OpenAI reckons them before the answer: its prompt,
+      // and the most it asked for (else MAX_TOKENS_ESTIMATE); reserved on the client's tokens
+      // per minute and charged to the fair queue. Only a POST with a JSON body generates:
+      // a listing, a download or an upload costs no tokens
+      if (rec.method === 'POST' && JSON_TYPE.test(req.headers['content-type'] ?? '')) {
+        tally.bodyBytes = body.kind === 'buffered' ? body.data.length : Number(req.headers['content-length']) || body.headBytes;
+        tally.estimate = estimateTokens(tally.bodyBytes, facts.maxTokens, config.maxTokensEstimate);
+      }
+      const reserved = tally.estimate === 0 ? null : this.limits.reserve(client, tally.estimate, clock.now());
+      if (reserved !== null) {
+        rateHeaders = { ...rateHeaders, ...limitHeaders(null, reserved.tokens) };
+        if (!reserved.ok) {
+          const refusal = tokensRefused(reserved.tokens, tally.estimate, reserved.retryAfterMs);
+          tally.estimate = 0; // nothing reserved, nothing to settle
+          return this.outcomes.refuse(rec, reply, refusal, rateHeaders, 'tokens');
+        }
+      }
       const route = upstreams.several ? routeOf({ method: rec.method, url: rec.path, headers: req.headers, model: rec.model, body: body.kind === 'buffered' ? body.data : null }, this.routeOptions()) : BALANCED;
       if (this.p.gate !== null) {
         life.enter('queued');
-        release = await this.p.gate.acquire({ key: 'anonymous', weight: 1 }, life.cancel.signal);
+        release = await this.p.gate.acquire({ key: client.key, weight: client.policy.weight }, life.cancel.signal);
       }
       life.startDeadline(config.timeoutMs);
-      const answer = await this.attempts(req, rec, body, route, life, tickets, using, admission.keysOn);
+      const answer = await this.attempts(req, rec, body, route, life, tickets, tally, admission.keysOn);
       body = null; // not held while the answer streams, for minutes maybe
-      await this.answer(res, rec, answer, rateHeaders, life, reply, using.upstream);
+      await this.answer(res, rec, answer, rateHeaders, life, reply, tally);
     } catch (err) {
       this.outcomes.failed(rec, err, reply, rateHeaders, res);
     } finally {
+      // what it really cost settles the reservation and is the service the fair queue counts,
+      // charged before its slot goes (after the release there may be no client to charge).
+      // The queue is charged what was served, not the estimate: an estimate (its max_tokens)
+      // refunded at the end would leave a flooding client's count below a newcomer's
+      const charged = tally.estimate === 0 ? 0 : settledTokens(tally.meter?.usage() ?? null, tally.meter?.textChars() ?? 0, tally.answered, tally.bodyBytes);
+      if (release !== null && client !== null) this.p.gate!.charge(client.key, charged);
       release?.();
       tickets.releaseAll();
-      if (using.upstream !== null) upstreams.leave(using.upstream);
+      if (tally.upstream !== null) upstreams.leave(tally.upstream);
+      if (client !== null) {
+        this.limits.leave(client, charged, clock.now());
+        rec.tokensCharged = charged;
+      }
       life.finish();
       budget.requestEnded();
       rec.ttfbMs = life.firstByteAt === null ? null : life.firstByteAt - started;
@@ -137,7 +171,7 @@ export class ProxyHandler {
    * when it fails over). The upstream whose answer is relayed stays in `using` until the
    * request ends; the others are left as soon as their attempt is over.
    */
-  private async attempts(req: IncomingMessage, rec: Rec, body: RequestBody, route: Route, life: Lifetime, tickets: BreakerTickets<Upstream>, using: Using, keysOn: boolean): Promise<Answer> {
+  private async attempts(req: IncomingMessage, rec: Rec, body: RequestBody, route: Route, life: Lifetime, tickets: BreakerTickets<Upstream>, using: Tally, keysOn: boolean): Promise<Answer> {
     const { config, clock, budget, telemetry, upstreams } = this.p;
     const tried = new Set<Upstream>();
     let upstreamReq: UpstreamRequest | null = null;
@@ -237,7 +271,7 @@ export class ProxyHandler {
   }
 
   /** Gives the client its answer and completes the record. */
-  private async answer(res: ServerResponse, rec: Rec, answer: Answer, rateHeaders: RateHeaders, life: Lifetime, reply: Reply, from: Upstream | null): Promise<void> {
+  private async answer(res: ServerResponse, rec: Rec, answer: Answer, rateHeaders: RateHeaders, life: Lifetime, reply: Reply, tally: Tally): Promise<void> {
     // an early end decides, whatever the last attempt said: a client that left during a
     // backoff is 499, not the 503 that was waiting to be retried
     if (life.ended) {
@@ -265,7 +299,9 @@ export class ProxyHandler {
     life.answerBegan(this.p.config.timeoutMs);
     rec.status = up.status;
     const meter = usageMeter(up.status, up.headers);
-    const tap = this.tap(rec, up.status, from, meter);
+    tally.meter = meter;
+    tally.answered = up.status >= 200 && up.status < 300;
+    const tap = this.tap(rec, up.status, tally.upstream, meter);
     const relayed = await relayResponse(up, res, { requestId: rec.requestId, path: rec.path, idleTimeoutMs: this.p.config.timeoutMs, ...(rateHeaders ? { extraHeaders: rateHeaders } : {}), ...(tap ? { onChunk: tap } : {}) }, life);
     rec.stream = relayed.sse;
     rec.bytesOut = relayed.bytesOut;
@@ -291,7 +327,18 @@ export class ProxyHandler {
   }
 }
 
-/** The upstream whose answer a request is relaying (it leaves that upstream when the request ends). */
-interface Using {
+const JSON_TYPE = /^\s*application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+
+/** What a request uses and costs, settled when it ends. */
+interface Tally {
+  /** The upstream whose answer it relays (left when the request ends). */
   upstream: Upstream | null;
+  /** Tokens reserved on its client's limits and charged to the fair queue; 0 = nothing to settle. */
+  estimate: number;
+  /** The request body's size: its prompt's part of the estimate, charged to a stream without usage besides its text. */
+  bodyBytes: number;
+  /** Watches the answer relayed for its usage and its text. */
+  meter: UsageMeter | null;
+  /** A 2xx answer was relayed: it produced tokens. */
+  answered: boolean;
 }

@@ -15,6 +15,7 @@ import { routeTemplate } from '../http/route-template.js';
 import type { Logger } from '../logging/logger.js';
 import type { RequestRecord, Telemetry } from '../observe/telemetry.js';
 import { GateRejected } from '../resilience/concurrency-gate.js';
+import type { LimitReason } from '../resilience/client-limits.js';
 import type { Route, UpstreamSet } from '../upstream/upstream-set.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -54,6 +55,8 @@ export function newRecord(req: IncomingMessage, trustProxy: boolean): Rec {
     bytesOut: 0,
     promptTokens: null,
     completionTokens: null,
+    tokensCharged: null,
+    keyId: null,
     error: null,
   };
 }
@@ -65,9 +68,9 @@ export class Outcomes {
     private readonly telemetry: Telemetry,
   ) {}
 
-  /** Admission said no (key, bucket, breaker). */
-  refuse(rec: Rec, reply: Reply, err: ProxyError, rateHeaders: RateHeaders): void {
-    if (err.kind === 'rate_limited') this.telemetry.rateLimited();
+  /** Admission said no (key, the client's limits, no upstream); `limited` says which of its limits. */
+  refuse(rec: Rec, reply: Reply, err: ProxyError, rateHeaders: RateHeaders, limited: LimitReason | null = null): void {
+    if (limited !== null) this.telemetry.rateLimited(limited, rec.keyId ?? rec.client);
     this.fail(rec, reply, err, rateHeaders);
   }
 
@@ -99,7 +102,7 @@ export class Outcomes {
   failed(rec: Rec, err: unknown, reply: Reply, rateHeaders: RateHeaders, conn: { destroy(): void }): void {
     if (err instanceof Ended) return this.endedEarly(rec, err.reason, reply, rateHeaders, () => conn.destroy());
     if (err instanceof GateRejected) {
-      const message = err.reason === 'queue_full' ? 'Too many requests are waiting for the upstream.' : 'Waited too long for a free upstream slot.';
+      const message = err.reason === 'queue_timeout' ? 'Waited too long for a free upstream slot.' : err.perClient ? 'This client already holds its share of the places waiting for the upstream.' : 'Too many requests are waiting for the upstream.';
       return this.fail(rec, reply, new ProxyError('queue_full', message, { retryAfterSec: err.retryAfterMs / 1000 }), rateHeaders);
     }
     if (err instanceof ProxyError) return this.fail(rec, reply, err, rateHeaders);

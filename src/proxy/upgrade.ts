@@ -13,6 +13,7 @@ import { ProxyError } from '../errors.js';
 import { toUpstreamHeaders } from '../http/headers.js';
 import { rawError } from '../http/raw-error.js';
 import type { Release } from '../resilience/concurrency-gate.js';
+import type { ClientTicket } from '../resilience/client-limits.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { BALANCED } from '../upstream/upstream-set.js';
 import { tunnelWebSocket } from '../upstream/websocket-tunnel.js';
@@ -50,15 +51,18 @@ export class UpgradeHandler {
     let release: Release | null = null;
     const tickets = new BreakerTickets<Upstream>(clock);
     let using: Upstream | null = null;
+    let client: ClientTicket | null = null;
     let rateHeaders: RateHeaders;
     try {
       const admission = admit(this.admission, req, rec.client, started);
       rateHeaders = admission.rateHeaders;
-      if (!admission.ok) return outcomes.refuse(rec, reply, admission.error, rateHeaders);
+      rec.keyId = admission.keyId;
+      if (!admission.ok) return outcomes.refuse(rec, reply, admission.error, rateHeaders, admission.limited);
+      client = admission.client;
       const route = upstreams.several ? routeOf({ method: rec.method, url: rec.path, headers: req.headers, model: null, body: null }, { home: upstreams.home.name, responses: this.responses, affinity: config.balance === 'affinity' }) : BALANCED;
       if (this.p.gate !== null) {
         life.enter('queued');
-        release = await this.p.gate.acquire({ key: 'anonymous', weight: 1 }, life.cancel.signal);
+        release = await this.p.gate.acquire({ key: client.key, weight: client.policy.weight }, life.cancel.signal);
       }
       const u = upstreams.choose(route, new Set(), clock.now());
       const t = u === null ? null : tickets.for(u);
@@ -108,13 +112,16 @@ export class UpgradeHandler {
     } catch (err) {
       outcomes.failed(rec, err, reply, rateHeaders, socket);
     } finally {
+      // a session's tokens cannot be read off its frames: the fair queue is charged what a
+      // request naming no maximum would be, so tunnels do not go ahead of everyone
+      if (release !== null && client !== null) this.p.gate!.charge(client.key, config.maxTokensEstimate);
       release?.();
       tickets.releaseAll();
       if (using !== null) upstreams.leave(using);
+      if (client !== null) this.admission.limits.leave(client, 0, clock.now());
       life.finish();
       rec.durationMs = clock.now() - started;
       telemetry.requestFinished(rec);
     }
   }
-
 }

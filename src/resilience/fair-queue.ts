@@ -30,6 +30,15 @@
  * Refunds (negative charges) can push a counter below the others; that client is then
  * served first until it catches up, which is the point of the refund.
  *
+ * How the proxy charges (src/proxy/handler.ts): a request is charged what it was served
+ * (prompt + completion tokens, settled from the answer's usage) when it ends, before its
+ * slot is released, not its estimate at admission: an estimate is mostly the `max_tokens`
+ * it asked for, and refunding most of it at the end left a flooding client's counter below
+ * a newcomer's, so the newcomer waited behind the whole flood. Charged at the end, the
+ * counters above run behind by at most what is in flight (MAX_CONCURRENT_REQUESTS requests),
+ * and a newcomer lifted to a flooding client's counter passes it at the flood's next
+ * completion: one slot's turn.
+ *
  * Memory: a client is held only while it has something queued or in flight; a client
  * that goes idle is forgotten (it would be lifted on return anyway), and when nobody is
  * held at all virtualTime starts again from 0.

@@ -76,7 +76,7 @@ describe('observability after K requests', () => {
       return l.length >= K ? l : null;
     });
     assert.equal(lines.length, K);
-    const fields = ['ts', 'request_id', 'client', 'method', 'path', 'model', 'stream', 'status', 'duration_ms', 'ttfb_ms', 'attempts', 'upstream', 'bytes_in', 'bytes_out', 'prompt_tokens', 'completion_tokens', 'error'];
+    const fields = ['ts', 'request_id', 'client', 'method', 'path', 'model', 'stream', 'status', 'duration_ms', 'ttfb_ms', 'attempts', 'upstream', 'bytes_in', 'bytes_out', 'prompt_tokens', 'completion_tokens', 'tokens_charged', 'error'];
     for (const l of lines) assert.deepEqual(Object.keys(l), fields);
     assert.equal(lines.reduce((a, l) => a + l.prompt_tokens, 0), upstreamUsage.prompt);
     assert.equal(lines.reduce((a, l) => a + l.completion_tokens, 0), upstreamUsage.completion);
@@ -84,6 +84,7 @@ describe('observability after K requests', () => {
     assert.equal(lines[0].model, 'fake-model-2');
     assert.ok(lines.every((l) => l.status === 200 && l.attempts === 1 && l.error === null && l.bytes_out > 0 && l.client === '127.0.0.1'));
     assert.ok(lines.every((l) => l.upstream === new URL(fake.url).host), 'the upstream of the last attempt, by name');
+    assert.ok(lines.every((l) => l.tokens_charged === l.prompt_tokens + l.completion_tokens), 'charged what the usage says, prompt and completion');
   });
 
   test('/stats sums it up for a person', async () => {

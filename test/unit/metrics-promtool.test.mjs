@@ -32,7 +32,8 @@ function populatedScrape() {
     for (const outcome of ['ok', 'connect_error', 'timeout', 'reset', 'http_5xx']) metrics.attempt('gpu-a', outcome);
     metrics.attempt('[::1]:8000', 'ok');
     for (const reason of ['connect_error', 'timeout', 'http_5xx', 'reason "with" \\ and\nnewline']) metrics.retry(reason);
-    metrics.rateLimited();
+    metrics.rateLimited('tokens');
+    metrics.clientTokens('alice', 10, 20);
     metrics.inFlightInc();
     metrics.breakerState('gpu-a', 'half_open');
     for (const model of ['llama-3.1-70b', 'Qwen/Qwen2.5 "instruct"', 'modèle\\ünicode ✓', 'fourth-over-cap', null]) {

@@ -18,6 +18,7 @@ const INTERFACE = {
   openai_proxy_rate_limited_total: 'counter',
   openai_proxy_circuit_breaker_state: 'gauge',
   openai_proxy_tokens_total: 'counter',
+  openai_proxy_client_tokens_total: 'counter',
   process_cpu_seconds_total: 'counter',
   process_resident_memory_bytes: 'gauge',
   process_start_time_seconds: 'gauge',
@@ -46,8 +47,9 @@ test('every metric of INTERFACE.md is rendered with its type, and nothing else',
   metrics.inFlightInc();
   metrics.attempt('gpu-a', 'ok');
   metrics.retry('connect_error');
-  metrics.rateLimited();
+  metrics.rateLimited('tokens');
   metrics.tokens('gpt-4o', 10, 20);
+  metrics.clientTokens('alice', 10, 20);
   assert.deepEqual(types(registry.render()), INTERFACE);
 });
 
@@ -103,10 +105,16 @@ test('in-flight goes up and down; rate-limited counts', () => {
   metrics.inFlightInc();
   metrics.inFlightInc();
   metrics.inFlightDec();
-  metrics.rateLimited();
+  metrics.rateLimited('requests');
+  metrics.rateLimited('parallel');
+  metrics.rateLimited('parallel');
   const text = registry.render();
   assert.deepEqual(samples(text, 'openai_proxy_in_flight_requests'), ['openai_proxy_in_flight_requests 1']);
-  assert.deepEqual(samples(text, 'openai_proxy_rate_limited_total'), ['openai_proxy_rate_limited_total 1']);
+  assert.deepEqual(samples(text, 'openai_proxy_rate_limited_total'), [
+    'openai_proxy_rate_limited_total{reason="requests"} 1',
+    'openai_proxy_rate_limited_total{reason="tokens"} 0',
+    'openai_proxy_rate_limited_total{reason="parallel"} 2',
+  ]);
 });
 
 test('every attempt outcome of an upstream is shown from its first scrape, at 0; a protocol error counts as a reset', () => {
@@ -284,4 +292,17 @@ test('per upstream: in flight and up read at scrape time; a removed upstream tak
   text = registry.render();
   assert.ok(!text.includes('gpu-b'), 'no series of gpu-b is left');
   assert.equal(samples(text, 'openai_proxy_upstream_attempts_total').length, 5);
+});
+
+test("a key id's tokens are counted by kind, under its id", () => {
+  const { registry, metrics } = setup();
+  metrics.clientTokens('alice', 12, 30);
+  metrics.clientTokens('alice', 3, 5);
+  metrics.clientTokens('bob', 1, 1);
+  assert.deepEqual(samples(registry.render(), 'openai_proxy_client_tokens_total'), [
+    'openai_proxy_client_tokens_total{client="alice",kind="prompt"} 15',
+    'openai_proxy_client_tokens_total{client="alice",kind="completion"} 35',
+    'openai_proxy_client_tokens_total{client="bob",kind="prompt"} 1',
+    'openai_proxy_client_tokens_total{client="bob",kind="completion"} 1',
+  ]);
 });

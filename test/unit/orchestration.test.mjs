@@ -44,6 +44,8 @@ const ENV = {
   QUEUE_SIZE: '1',
   QUEUE_TIMEOUT: '30',
   RATE_LIMIT_ENABLED: 'false',
+  // every request reserves its token estimate and must settle it, whatever happens to it
+  TOKEN_LIMIT_TPM: '1000000',
 };
 
 /** The phase of the one request alive, or null. */
@@ -137,6 +139,8 @@ function checkInvariants(r, label) {
   assert.equal(r.budget.requestsInFlight, 0, `${label}: retry budget: requests`);
   assert.equal(r.budget.retriesInFlight, 0, `${label}: retry budget: retries`);
   assert.equal(r.clock.pending('proxy'), 0, `${label}: no timer of the proxy left armed`);
+  assert.equal(r.handler.limits.outstanding(), 0, `${label}: no token reservation left unsettled`);
+  assert.equal(typeof rec.tokensCharged, 'number', `${label}: the record says what was charged`);
   for (const f of r.fleet) {
     const name = f.upstream.name;
     assert.equal(f.transport.open, 0, `${label}: no answer of ${name} left open`);
