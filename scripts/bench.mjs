@@ -16,6 +16,8 @@
  *                proxy's RSS, descriptors, and how many streams were dropped.
  *   fleet        three upstreams against one: CPU per request of balancing; and failover,
  *                one of three upstreams killed under steady load (bench/fleet.mjs).
+ *   fairness     a heavy and a light client behind 4 slots, fifo against fair queue order;
+ *                and a key's tokens per minute held under 2 minutes of load (bench/fairness.mjs).
  *
  * Prints Markdown tables, then one PASS/MISS line per target of the issue, and writes
  * everything as JSON to bench/results/<ISO date>.json (compare two with --compare=a,b).
@@ -32,6 +34,7 @@ import { runWrk, writeLuaScript } from './bench/wrk.mjs';
 import { freePort, writeNginxConfig } from './bench/nginx.mjs';
 import { analyseProfile, formatAnalysis } from './bench/cpuprofile.mjs';
 import { fleetTables, partFleet } from './bench/fleet.mjs';
+import { fairnessTables, partFairness } from './bench/fairness.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const HERE = join(ROOT, 'scripts', 'bench');
@@ -43,8 +46,8 @@ const STREAM_BODY = JSON.stringify({ model: 'fake-model', stream: true, stream_o
 
 const USAGE = `usage: node scripts/bench.mjs [options]     (npm run bench -- [options])
   --quick                 short run: 3 s per point, 64 connections only, 1,000 held streams only
-  --only=PARTS            throughput,streaming,concurrency,fleet,profile (comma-separated;
-                          default the first four)
+  --only=PARTS            throughput,streaming,concurrency,fleet,fairness,profile
+                          (comma-separated; default all but profile)
   --profile               also profile openai-proxy (features on) with node --cpu-prof under the
                           throughput and the streaming loads, and print where its CPU time goes
   --loadgen=wrk|node      force the load generator (default: wrk when installed)
@@ -68,7 +71,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]     (npm run bench -- [op
 // ---------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const o = { quick: false, only: new Set(['throughput', 'streaming', 'concurrency', 'fleet']), profile: false, aligned: false, loadgen: /** @type {string|null} */ (null), nginx: true, proxy: join(ROOT, 'dist', 'main.js'), label: '', duration: 0, repeat: 0, wait: 15, out: '', compare: /** @type {string[]|null} */ (null) };
+  const o = { quick: false, only: new Set(['throughput', 'streaming', 'concurrency', 'fleet', 'fairness']), profile: false, aligned: false, loadgen: /** @type {string|null} */ (null), nginx: true, proxy: join(ROOT, 'dist', 'main.js'), label: '', duration: 0, repeat: 0, wait: 15, out: '', compare: /** @type {string[]|null} */ (null) };
   for (const arg of argv) {
     const [k, v] = arg.split(/=(.*)/s, 2);
     if (k === '--quick') o.quick = true;
@@ -77,7 +80,7 @@ function parseArgs(argv) {
     else if (k === '--aligned') o.aligned = true;
     else if (k === '--only' && v) {
       o.only = new Set(v.split(','));
-      for (const p of o.only) if (!['throughput', 'streaming', 'concurrency', 'fleet', 'profile'].includes(p)) throw new Error(`--only: unknown part ${p}`);
+      for (const p of o.only) if (!['throughput', 'streaming', 'concurrency', 'fleet', 'fairness', 'profile'].includes(p)) throw new Error(`--only: unknown part ${p}`);
       if (o.only.has('profile')) o.profile = true;
     } else if (k === '--loadgen' && (v === 'wrk' || v === 'node')) o.loadgen = v;
     else if (k === '--proxy' && v) o.proxy = resolve(v);
@@ -863,6 +866,7 @@ async function main() {
       const writeLua = () => writeLuaScript(tmp, { body: CHAT_BODY, headers: AUTH });
       res.fleet = await partFleet(ctx, { startOpenaiProxy, throughputPoint, writeLua, loadgen, getJson, log, sleep, baseEnv, HERE, CHAT_BODY, AUTH, PATH });
     }
+    if (opts.only.has('fairness')) res.fairness = await partFairness(ctx, { startOpenaiProxy, log, sleep });
     if (opts.profile) res.profile = await partProfile(ctx);
   } finally {
     await stop(ups.child);
@@ -876,6 +880,7 @@ async function main() {
   if (res.streaming) out.push(`### Streaming: ${streamLoad(plan)}, best of ${plan.streamRepeat} runs (lag = client arrival − upstream send time of each chunk)`, '', streamingTable(res.streaming), '');
   if (res.concurrency) out.push(`### Concurrency: slow streams held open (${plan.heldChunks} chunks ${plan.heldDelayMs / 1000} s apart)`, '', concurrencyTable(res.concurrency), '');
   if (res.fleet) out.push(`### Several upstreams: balancing cost at 64 connections, best of ${plan.repeat} runs`, '', fleetTables(res.fleet, table), '');
+  if (res.fairness) out.push(`### Fairness: a heavy client (50 in flight) and a light one (1 at a time) behind 4 slots, service time S = ${res.fairness.fairness[0]?.serviceMs} ms`, '', fairnessTables(res.fairness, table), '');
   if (res.profile?.throughput) out.push(`### CPU profile of openai-proxy, features on, throughput load (${res.profile.throughput.profile}; ${int(res.profile.throughput.underProfiler.rps)} req/s under the profiler)`, '', formatAnalysis(res.profile.throughput.analysis, 20), '');
   if (res.profile?.streaming) out.push(`### CPU profile of openai-proxy, features on, streaming load (${res.profile.streaming.profile}; lag p99 ${f(res.profile.streaming.underProfiler.lagP99Ms, 1)} ms under the profiler)`, '', formatAnalysis(res.profile.streaming.analysis, 20), '');
   out.push('### Targets', '', '```');
