@@ -151,7 +151,7 @@ export class ClientLimits {
     return entry;
   }
 
-  /** New limits for a known client: what it used carries over into the new bucket and ledger. */
+  /** New limits for a known client: what it used carries over into the new bucket, and its ledger keeps its window. */
   private adopt(entry: Entry, policy: ClientPolicy, now: number): void {
     const old = entry.policy;
     entry.policy = policy;
@@ -161,12 +161,9 @@ export class ClientLimits {
       if (entry.requests !== null && used > 0) entry.requests.take(now, Math.min(used, entry.requests.capacity));
     }
     if (old.tokensPerMinute !== policy.tokensPerMinute) {
-      const used = entry.tokens === null ? 0 : entry.tokens.capacity - entry.tokens.available(now);
-      entry.tokens = ledgerFor(policy);
-      if (entry.tokens !== null && used > 0) {
-        const r = entry.tokens.reserve(now, used);
-        if (r.ok) entry.tokens.settle(now, r.reservation, used);
-      }
+      const tpm = policy.tokensPerMinute;
+      if (entry.tokens !== null && tpm !== null && tpm > 0) entry.tokens.resize(tpm); // the window's charges and open reservations stay
+      else entry.tokens = ledgerFor(policy);
     }
   }
 

@@ -68,13 +68,21 @@ test('limits changed by a reload: what the client used carries over into its new
     if (i === 0) limits.reserve(t, 600, 0);
     limits.leave(t, i === 0 ? 600 : 0, 0);
   }
+  const open = limits.enter('alice', before, 1000).client;
+  limits.reserve(open, 300, 1000); // in flight across the reload
   const after = policy({ requests: { capacity: 4, windowSec: 60 }, tokensPerMinute: 2000 });
-  const r = limits.enter('alice', after, 0);
-  assert.equal(r.ok, false, '8 used of the new 4: nothing left');
-  assert.equal(limits.tokens(limits.enter('bob', after, 0).client, 0).remaining, 2000);
+  const r = limits.enter('alice', after, 1000);
+  assert.equal(r.ok, false, '9 used of the new 4: nothing left');
+  assert.equal(limits.tokens(open, 1000).remaining, 1100, 'the 600 and the open 300 still count against the new 2,000');
+  limits.leave(open, 100, 1000);
+  assert.equal(limits.tokens(open, 1000).remaining, 1300, 'the open reservation settles in the new ledger');
+  assert.equal(limits.outstanding(), 0);
+  assert.equal(limits.tokens(limits.enter('bob', after, 1000).client, 1000).remaining, 2000);
   const later = limits.enter('alice', after, 60_000);
   assert.equal(later.ok, true);
-  assert.equal(limits.tokens(later.client, 60_000).remaining, 2000, 'a minute later the new ledger is full');
+  assert.equal(limits.tokens(later.client, 60_000).remaining, 1900, 'the 600 of t=0 slid out, the 100 of t=1,000 not yet');
+  const off = limits.enter('alice', policy({ requests: { capacity: 4, windowSec: 60 } }), 60_000);
+  assert.equal(limits.tokens(off.client, 60_000), null, 'token limit removed');
 });
 
 test('memory: idle clients are dropped as others arrive; a client with a request in flight is kept', () => {
