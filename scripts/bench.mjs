@@ -782,6 +782,13 @@ function evaluateTargets(res) {
     const h2 = cc.find((/** @type {any} */ r) => r.target.includes('UPSTREAM_HTTP2') && r.streams === big.streams);
     if (h2) add(h2.peakRssBytes < 300 * 1024 * 1024 && h2.dropped === 0, `${int(h2.streams)} concurrent open streams over an HTTP/2 upstream (UPSTREAM_HTTP2): RSS < 300 MB, none dropped`, `RSS peak ${f(MB(h2.peakRssBytes), 1)} MB, dropped ${int(h2.dropped)}, peak open ${int(h2.peakOpen)}, fds peak ${int(h2.peakFds)}`, [h2]);
   } else add(null, '10,000 concurrent open streams: RSS < 300 MB, none dropped', big ? `only ${int(big.streams)} streams in this run (${f(MB(big.peakRssBytes), 1)} MB, dropped ${big.dropped})` : 'concurrency not run');
+  const fair = res.fairness?.fairness.find((/** @type {any} */ r) => r.order === 'fair');
+  const fifo = res.fairness?.fairness.find((/** @type {any} */ r) => r.order === 'fifo');
+  if (fair) add(fair.p99S <= 2, 'fair queue: a light client behind a flooding one waits p99 ≤ 2 service times', `fair p99 ${f(fair.p99S, 2)} S, p50 ${f(fair.p50S, 2)} S (fifo p99 ${f(fifo?.p99S, 2)} S); light requests ${fair.lightRequests} vs ${fifo?.lightRequests} in fifo`);
+  else add(null, 'fair queue: light client p99 ≤ 2 service times', 'fairness not run');
+  const acc = res.fairness?.accuracy;
+  if (acc) add(acc.withinBound && acc.perMinuteAverage >= 0.8 * acc.tpm, "token limit: every 60 s window ≤ tpm + one request, and ≥ 80% of tpm served", `worst window ${int(acc.worstWindow)} ≤ ${int(acc.bound)}: ${acc.withinBound ? 'yes' : 'no'}; ${int(acc.perMinuteAverage)} per minute on average of tpm ${int(acc.tpm)}`);
+  else add(null, 'token limit accuracy', 'fairness not run');
   return out;
 }
 

@@ -100,7 +100,7 @@ function main(): void {
   });
 
   let draining = false;
-  const own = { config, version, telemetry, upstreams, gate, lifetimes: handler.lifetimes, requestLogDropped, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
+  const own = { config, version, telemetry, upstreams, gate, lifetimes: handler.lifetimes, limits: handler.limits, requestLogDropped, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
   const server = createProxyServer({ ...own, handler });
   const admin = config.adminPort > 0 ? createAdminServer(own) : null;
   admin?.on('error', (err) => {

@@ -29,6 +29,8 @@ export interface OwnParts {
   readonly gate: ConcurrencyGate | null;
   /** The requests alive now, by phase. */
   readonly lifetimes: Lifetimes;
+  /** The per-client limits' table: clients tracked, and tokens reserved and not yet settled. */
+  readonly limits: { readonly size: number; outstanding(): number };
   /** Request-log lines lost so far (0 when the log is off). */
   readonly requestLogDropped: () => number;
   readonly logger: Logger;
@@ -134,6 +136,7 @@ export function statsReport(p: OwnParts): Record<string, unknown> {
     retries: { total: s.totalRetries(), by_reason: Object.fromEntries(s.retries) },
     rate_limited: s.rateLimited,
     rate_limited_by_reason: s.rateLimitedBy,
+    client_limits: { clients_tracked: p.limits.size, tokens_reserved: p.limits.outstanding() },
     clients: Object.fromEntries([...s.clients].map(([k, c]) => [k, { requests: c.requests, prompt_tokens: c.promptTokens, completion_tokens: c.completionTokens, tokens_charged: c.tokensCharged, rejected: c.rejected }])),
     streams: s.streams,
     circuit_breaker: breakerView(p, p.upstreams.home),

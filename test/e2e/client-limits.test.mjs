@@ -82,6 +82,7 @@ test('tokens per minute: the estimate is reserved, settled to prompt + completio
     assert.match(big.headers['x-ratelimit-reset-tokens'], /^\d+(\.\d+)?m?s$|^\d+m\d+(\.\d+)?s$/);
     const s = await stats(proxy);
     assert.equal(s.clients.alice.rejected.tokens, 1);
+    assert.deepEqual(s.client_limits, { clients_tracked: 1, tokens_reserved: 0 }, 'every reservation settled');
     assert.equal(s.clients.alice.tokens_charged, logLines(proxy.logDir, 'requests.log').reduce((n, l) => n + (l.tokens_charged ?? 0), 0));
   } finally {
     await close();
@@ -92,10 +93,15 @@ test('a stream the client abandons is settled to what was streamed: the key is n
   const { proxy, close } = await rig([`alice=${KEYS.alice} tpm=2000`]);
   try {
     // 1,900 reserved for a long stream the client abandons after its first tokens
+    let reservedWhileStreaming = null;
     await new Promise((resolve) => {
       const body = JSON.stringify(chat({ max_tokens: 1880, stream: true }));
       const req = http.request(`${proxy.url}/v1/chat/completions`, { method: 'POST', agent: false, headers: { ...as('alice'), 'content-type': 'application/json', 'x-fake-chunks': '200', 'x-fake-chunk-delay-ms': '20' } }, (res) => {
-        res.once('data', () => (req.destroy(), resolve()));
+        res.once('data', async () => {
+          reservedWhileStreaming = (await stats(proxy)).client_limits.tokens_reserved;
+          req.destroy();
+          resolve();
+        });
       });
       req.on('error', () => resolve());
       req.end(body);
@@ -103,6 +109,8 @@ test('a stream the client abandons is settled to what was streamed: the key is n
     await waitFor(() => logLines(proxy.logDir, 'requests.log').length === 1);
     const [rec] = logLines(proxy.logDir, 'requests.log');
     assert.equal(rec.status, 499);
+    assert.ok(reservedWhileStreaming > 1880, `/stats showed the open reservation (${reservedWhileStreaming})`);
+    assert.equal((await stats(proxy)).client_limits.tokens_reserved, 0);
     assert.ok(rec.tokens_charged < 200, `charged ${rec.tokens_charged} for a prompt and a few tokens, not the 1,900 reserved`);
     const next = await json(`${proxy.url}/v1/chat/completions`, chat({ max_tokens: 1500 }), { headers: as('alice') });
     assert.equal(next.status, 200, 'the reservation was settled when the client left');
