@@ -56,6 +56,8 @@ const USAGE = `usage: node scripts/fake-upstream.mjs [--port N] [--name NAME] [-
   --h2c               cleartext HTTP/2 with prior knowledge instead of HTTP/1.1
   --chunks N          streamed chunks per answer (default 5; header x-fake-chunks)
   --chunk-delay-ms N  delay between chunks (default 10; header x-fake-chunk-delay-ms)
+                      (header x-fake-cached-tokens N: chat and completions usage reports
+                      N of the prompt tokens as cached, prompt_tokens_details.cached_tokens)
   --verbose           log each request to stderr
   GET /health answers 200 {"status":"ok"}; POST /_fake/health {"status":503} makes it
   answer 503 like a server loading its model. Also: GET /_fake/stats, POST /_fake/fault,

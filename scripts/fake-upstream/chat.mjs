@@ -11,6 +11,7 @@ import { sendJson } from './answers.mjs';
 import { requireModel } from './models.mjs';
 import { chunkCount, sendSse, sseData } from './sse.mjs';
 import { fingerprint, nextId, nowSeconds } from './state.mjs';
+import { intOr } from './request-input.mjs';
 import { countContentWords, countPromptTokens, tokenPieces } from './tokens.mjs';
 import { chosenTool, fragments, toolCall, toolCallChoice, toolCallChunkChoices } from './tools.mjs';
 
@@ -60,6 +61,16 @@ const LEGACY = {
 };
 
 /**
+ * `prompt_tokens_details.cached_tokens` when the request's `x-fake-cached-tokens` asks for
+ * it, as vLLM reports a prefix-cache hit: part of `prompt_tokens`, not added to it.
+ * @param {Ctx} ctx @param {number} promptTokens
+ */
+function cachedDetails(ctx, promptTokens) {
+  const cached = intOr(ctx.headers['x-fake-cached-tokens'], -1, promptTokens);
+  return cached < 0 ? {} : { prompt_tokens_details: { cached_tokens: cached } };
+}
+
+/**
  * @param {Ctx} ctx
  * @param {CompletionKind} kind
  */
@@ -71,7 +82,7 @@ function complete(ctx, kind) {
   const call = tool ? toolCall(tool, n) : null;
   const pieces = call ? fragments(call.arguments, chunkCount(ctx)) : tokenPieces(chunkCount(ctx));
   const promptTokens = kind.promptTokens(body);
-  const usage = { prompt_tokens: promptTokens, completion_tokens: pieces.length, total_tokens: promptTokens + pieces.length };
+  const usage = { prompt_tokens: promptTokens, completion_tokens: pieces.length, total_tokens: promptTokens + pieces.length, ...cachedDetails(ctx, promptTokens) };
   const id = `${kind.idPrefix}-${n}`;
   const created = nowSeconds();
   /** @param {string} object */

@@ -89,6 +89,27 @@ test('tokens per minute: the estimate is reserved, settled to prompt + completio
   }
 });
 
+test('a prefix-cache hit is charged prompt + completion once: cached tokens are inside prompt_tokens, never added (JSON and stream)', async () => {
+  const { proxy, close } = await rig([`alice=${KEYS.alice} tpm=100000`]);
+  try {
+    const headers = { ...as('alice'), 'x-fake-cached-tokens': '4' };
+    const whole = await json(`${proxy.url}/v1/chat/completions`, chat({ max_tokens: 50 }), { headers });
+    const usage = JSON.parse(whole.body).usage;
+    assert.equal(usage.prompt_tokens_details.cached_tokens, 4, 'the fake reported a cache hit');
+    const streamed = await request(`${proxy.url}/v1/chat/completions`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(chat({ max_tokens: 50, stream: true, stream_options: { include_usage: true } })) });
+    assert.match(streamed.body.toString(), /"cached_tokens":4/);
+    await waitFor(() => logLines(proxy.logDir, 'requests.log').length === 2);
+    for (const rec of logLines(proxy.logDir, 'requests.log')) {
+      assert.equal(rec.prompt_tokens, usage.prompt_tokens);
+      assert.equal(rec.tokens_charged, usage.prompt_tokens + usage.completion_tokens, `${rec.stream ? 'stream' : 'JSON'}: prompt + completion, cached not added`);
+    }
+    const after = await request(`${proxy.url}/v1/models`, { headers: as('alice') });
+    assert.equal(after.headers['x-ratelimit-remaining-tokens'], String(100000 - 2 * (usage.prompt_tokens + usage.completion_tokens)), 'the window holds exactly the two charges');
+  } finally {
+    await close();
+  }
+});
+
 test('a stream the client abandons is settled to what was streamed: the key is not left blocked', async () => {
   const { proxy, close } = await rig([`alice=${KEYS.alice} tpm=2000`]);
   try {
