@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConcurrencyGate, GateRejected } from '../../dist/resilience/concurrency-gate.js';
+import { prng } from './prng.mjs';
 
 /** A clock whose sleeps resolve only when the test calls advance(ms). */
 function fakeClock() {
@@ -554,18 +555,6 @@ test('the benchmark scenario: the light client waits at most 2 service times in 
   assert.equal(fair.waits.light.count, fair.lightWaits.length);
   assert.equal(fair.waits.light.p99Ms, percentile(fair.lightWaits.slice(-256), 0.99));
 });
-
-/** mulberry32: a tiny seeded PRNG, so a failing random sequence can be replayed. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * VTC's bound, through the gate. Three clients with different weights stay backlogged
