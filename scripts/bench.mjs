@@ -223,6 +223,7 @@ const FEATURES_ON = {
   RATE_LIMIT_ENABLED: 'true',
   RATE_LIMIT_REQUESTS: '1000000000', // a bucket so big that nothing is ever refused
   RATE_LIMIT_WINDOW: '1',
+  TOKEN_LIMIT_TPM: '1000000000000', // a token window nothing fills: every request reserves and settles
   CIRCUIT_BREAKER_ENABLED: 'true',
   MAX_RETRIES: '3',
   METRICS_ENABLED: 'true',

@@ -146,7 +146,7 @@ export class TokenLedger {
     this.openTokens = this.openCount === 0 ? 0 : this.openTokens - r.tokens; // no float dust when nothing is open
     const used = Number.isFinite(actual) && actual >= 0 ? actual : r.tokens;
     const t = this.advance(now);
-    while (entry.into !== null) entry = entry.into;
+    entry = this.resolve(entry);
     const delta = used - r.tokens;
     if (this.entries.includes(entry)) {
       const change = Math.max(delta, -entry.tokens);
@@ -203,6 +203,18 @@ export class TokenLedger {
     this.used += tokens;
     if (this.entries.length > this.maxEntries) this.mergeClosest();
     return entry;
+  }
+
+  /** The entry `e`'s tokens are in now, following merges; the path is shortened for the next settlement. */
+  private resolve(e: Entry): Entry {
+    let root = e;
+    while (root.into !== null) root = root.into;
+    while (e !== root) {
+      const next: Entry = e.into!;
+      e.into = root;
+      e = next;
+    }
+    return root;
   }
 
   /** Merges the two entries closest in time into the later one: tokens held longer, never shorter. */

@@ -319,3 +319,13 @@ test('resize changes the limit and keeps the window: charges and open reservatio
   assert.throws(() => l.resize(0), RangeError);
   assert.equal(l.capacity, 3000);
 });
+
+test('memory: a hot key merges on every charge, and reservations merged many times over still settle exactly', () => {
+  const l = new TokenLedger(1e9, { maxEntries: 8 });
+  const rs = [];
+  for (let i = 0; i < 5000; i++) rs.push(l.reserve(i, 100).reservation);
+  assert.equal(l.available(5000), 1e9 - 500_000);
+  for (const [i, r] of rs.entries()) l.settle(5000, r, i % 2 === 0 ? 0 : 100);
+  assert.equal(l.outstanding, 0);
+  assert.equal(l.available(5000), 1e9 - 250_000, 'half refunded, through every merge');
+});
