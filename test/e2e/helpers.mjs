@@ -130,13 +130,22 @@ export function sseEvents(buf) {
   return events;
 }
 
-/** A port on which nothing listens (bound, then released). */
+/**
+ * A port on which nothing listens (bound, then released). Taken below the ephemeral range
+ * (Linux: 32768-60999), where the listen(0) servers and outgoing sockets of the test files
+ * running beside this one never land, so it stays dead while the test uses it.
+ */
 export async function deadPort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
+  for (let attempt = 1; ; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+    if (attempt === 20) throw new Error('no free port in 20000-31999 after 20 tries');
+  }
 }
 
 /** Polls `check` every 10 ms until it returns truthy or `ms` pass. */

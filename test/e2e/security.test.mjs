@@ -163,11 +163,20 @@ test('a keys file with a bad limit stops the process: exit 2, one line per probl
 
 test('ADMIN_PORT serves the admin endpoints on loopback without the token', async () => {
   const fake = await startFakeUpstream();
-  const probe = net.createServer();
-  await new Promise((r) => probe.listen(0, '127.0.0.1', r));
-  const adminPort = probe.address().port;
-  await new Promise((r) => probe.close(r));
-  const proxy = await startProxy({ UPSTREAM_URL: fake.url, ADMIN_TOKEN: ADMIN, ADMIN_PORT: String(adminPort) });
+  // ADMIN_PORT has no "pick one" value (0 is off), so the test picks a port. It takes
+  // them below the ephemeral range (Linux: 32768-60999), where the listen(0) servers
+  // and outgoing sockets of the tests running beside it never land, and tries another
+  // on the rare EADDRINUSE from anything else on the machine.
+  let proxy;
+  let adminPort;
+  for (let attempt = 1; !proxy; attempt++) {
+    adminPort = 20000 + Math.floor(Math.random() * 12000);
+    try {
+      proxy = await startProxy({ UPSTREAM_URL: fake.url, ADMIN_TOKEN: ADMIN, ADMIN_PORT: String(adminPort) });
+    } catch (err) {
+      if (attempt === 5 || !/EADDRINUSE/.test(err.message)) throw err;
+    }
+  }
   try {
     await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'admin endpoints listening'));
     const m = await request(`http://127.0.0.1:${adminPort}/metrics`);

@@ -61,15 +61,19 @@ export function show(r) {
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = /** @type {net.AddressInfo} */ (server.address());
-      server.close(() => resolve(port));
+export async function freePort() {
+  // Below the ephemeral range (Linux: 32768-60999): a port from listen(0) can be handed to
+  // another test's listen(0) or outgoing socket between our close and the daemon's bind.
+  for (let attempt = 1; ; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+    if (attempt === 20) throw new Error('no free port found in 20000-31999 after 20 tries');
+  }
 }
 
 /** Polls `fn` until it returns a truthy value; throws `message` after `timeout` ms. */

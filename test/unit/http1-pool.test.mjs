@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { Http1Pool } from '../../dist/upstream/http1-pool.js';
 import { PeerClosed } from '../../dist/upstream/http1-connection.js';
 import { UpstreamFailure } from '../../dist/upstream/transport.js';
+import { deadPort } from '../e2e/helpers.mjs';
 
 /** Everything a test opened, closed after it even when it failed midway. */
 const cleanups = new Set();
@@ -361,13 +362,7 @@ test('when a busy connection closes, a queued waiter gets a freshly opened one',
 });
 
 test('a connect to a closed port reports the error to the owner', { timeout: 5000 }, async () => {
-  const probe = net.createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const port = probe.address().port;
-  probe.close();
-  await once(probe, 'close');
-  const { pool } = makePool(port);
+  const { pool } = makePool(await deadPort());
   const w = waiter();
   pool.acquire(w);
   const conn = await w.connection;
