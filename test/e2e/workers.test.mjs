@@ -9,7 +9,26 @@ import http from 'node:http';
 import { renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeUpstream } from '../../scripts/fake-upstream.mjs';
-import { startProxy, runProxy, request, json, logLines, waitFor, stats, sseEvents } from './helpers.mjs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { startProxy, runProxy, request, json, logLines, waitFor, stats, sseEvents, MAIN } from './helpers.mjs';
+
+/** Runs the proxy until it exits by itself (killed after 30 s): { code, stdout, stderr }. */
+function runToExit(env) {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, NODE_V8_COVERAGE: process.env.NODE_V8_COVERAGE ?? '', HOST: '127.0.0.1', LOG_DIR: mkdtempSync(join(tmpdir(), 'oproxy-')), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    proc.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 
 const CHAT = { model: 'fake-model', messages: [{ role: 'user', content: 'hello there' }] };
 
@@ -138,7 +157,7 @@ test('WORKERS=2: one SIGTERM drains every worker: streams in flight on both fini
   try {
     let flowing = 0;
     const seen = new Set();
-    const streams = [0, 1, 2, 3].map((i) => stream(proxy.url, 10, 100, () => !seen.has(i) && (seen.add(i), flowing++)));
+    const streams = [0, 1, 2, 3].map((i) => stream(proxy.url, 20, 100, () => !seen.has(i) && (seen.add(i), flowing++)));
     assert.ok(await waitFor(() => flowing === 4, 5000), 'four streams flowing');
     const s = await stats(proxy);
     assert.equal(s.in_flight, 4, 'in flight summed over the workers');
@@ -195,7 +214,9 @@ test('WORKERS=2 on a port already taken: the workers cannot listen, the primary 
   const blocker = http.createServer();
   await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
   try {
-    const r = await runProxy({ WORKERS: '2', PORT: String(blocker.address().port) });
+    // its own run, not runProxy's: that one sends SIGTERM after 5 s, which a loaded machine
+    // can reach before two workers even started
+    const r = await runToExit({ WORKERS: '2', PORT: String(blocker.address().port) });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /cannot listen on 127\.0\.0\.1:\d+/);
     assert.match(r.stdout, /worker failed before the service started; stopping/);
