@@ -18,7 +18,8 @@ RUN if ! id -u node >/dev/null 2>&1; then \
     fi \
  && mkdir -p /app/logs && chown node:node /app/logs
 WORKDIR /app
-ENV NODE_ENV=production LOG_DIR=/app/logs HOST=0.0.0.0 PORT=8000
+# WORKERS=auto: one worker per CPU the container may use (its --cpus limit when set, not the host's cores)
+ENV NODE_ENV=production LOG_DIR=/app/logs HOST=0.0.0.0 PORT=8000 WORKERS=auto
 # No runtime dependencies: the compiled code and package.json ("type": "module", version) are all it needs.
 COPY --from=build /app/package.json ./
 COPY --from=build /app/dist ./dist

@@ -70,6 +70,8 @@ export interface Config {
   readonly adminToken: string | null;
   readonly adminPort: number;
   readonly clientTimeoutMs: number;
+  /** Worker processes sharing PORT: a count >= 1, or 'auto' (one per CPU this process may use). 1 = no cluster at all. */
+  readonly workers: number | 'auto';
 }
 
 type Parser = (raw: string) => unknown;
@@ -164,6 +166,7 @@ const logLevel = (raw: string) => {
   const level = v === 'WARN' ? 'WARNING' : v;
   return ['DEBUG', 'INFO', 'WARNING', 'ERROR'].includes(level) ? level : BAD;
 };
+const workers = (raw: string) => (raw.trim().toLowerCase() === 'auto' ? 'auto' : integer(1, MAX_WORKERS)(raw));
 const nonEmpty = (raw: string) => (raw.trim() === '' ? BAD : raw.trim());
 const optionalPath = (raw: string) => (raw.trim() === '' ? null : raw.trim());
 const secretToken = (raw: string) => {
@@ -186,6 +189,8 @@ const apiKeys = (raw: string) => {
   }
 };
 
+/** Far above any core count worth a node:cluster; a typo like 10000 is refused, not forked. */
+const MAX_WORKERS = 256;
 const SECONDS_POS = 'a number of seconds > 0 (fractions allowed)';
 const SECONDS_NONNEG = 'a number of seconds >= 0 (fractions allowed)';
 const BOOL = 'true or false (also 1/0, yes/no, on/off)';
@@ -199,6 +204,7 @@ export const VARIABLES: readonly (VarSpec & { key: keyof Config })[] = [
   { key: 'healthCheckIntervalMs', name: 'HEALTH_CHECK_INTERVAL', def: '10', accepts: SECONDS_NONNEG, help: 'seconds between active probes of each upstream when there are several (0 = passive only)', parse: seconds(0, true) },
   { key: 'healthCheckPath', name: 'HEALTH_CHECK_PATH', def: '/health', accepts: 'a path starting with / (such as /health)', help: 'GET on each upstream\'s origin; 2xx = up', parse: requestPath },
   { key: 'modelDiscoveryIntervalMs', name: 'MODEL_DISCOVERY_INTERVAL', def: '30', accepts: SECONDS_NONNEG, help: 'seconds between GET /v1/models on each upstream without a models list (0 = off)', parse: seconds(0, true) },
+  { key: 'workers', name: 'WORKERS', def: '1', accepts: `auto or an integer 1-${MAX_WORKERS}`, help: 'worker processes sharing PORT (auto = one per CPU, capped by a container CPU limit); 1 = a single process, no cluster', parse: workers },
   { key: 'host', name: 'HOST', def: '0.0.0.0', accepts: 'a listen address', help: 'listen address', parse: nonEmpty },
   { key: 'port', name: 'PORT', def: '8000', accepts: 'an integer 0-65535', help: 'listen port (0 = any free port; the chosen port is logged)', parse: integer(0, 65535) },
   { key: 'timeoutMs', name: 'TIMEOUT', def: '300', accepts: SECONDS_POS, help: 'wait for the answer to begin (all attempts together, then 504) and for the next chunk of a stream; a stream that keeps producing is never cut', parse: seconds(0, false) },

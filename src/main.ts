@@ -5,6 +5,10 @@
  * in-flight requests finish until SHUTDOWN_TIMEOUT, then end the rest (503 `draining`, or a
  * stream's error event), flush logs, exit 0.
  * A second signal exits at once. SIGHUP reopens the log files (logrotate).
+ *
+ * WORKERS > 1: this process becomes the primary of a node:cluster (cluster/primary.ts) and
+ * each worker runs `serve` below with its cluster side: logs through the primary, /metrics
+ * and /stats summed by it, drain and reload on its word. WORKERS = 1 never loads the cluster.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +23,7 @@ import { ProxyHandler } from './proxy/handler.js';
 import { ConcurrencyGate } from './resilience/concurrency-gate.js';
 import { RetryBudget } from './resilience/retry-budget.js';
 import { createProxyServer } from './server.js';
-import { createAdminServer } from './own-endpoints.js';
+import { createAdminServer, statsReport } from './own-endpoints.js';
 import { KeyRing, KeysFileError } from './security/key-ring.js';
 import { ProxyStats } from './stats.js';
 import { Registry } from './metrics/registry.js';
@@ -29,6 +33,9 @@ import { Telemetry } from './observe/telemetry.js';
 import { buildFleet } from './fleet.js';
 import type { UpstreamSet } from './upstream/upstream-set.js';
 import { parseUpstreamsFile, upstreamSpecs, UpstreamsConfigError, type UpstreamSpec } from './upstream/upstreams-config.js';
+import { workerCount } from './cluster/cpus.js';
+import type { WorkerSide } from './cluster/worker.js';
+import type { LineFile } from './logging/request-log.js';
 
 /** After SHUTDOWN_TIMEOUT, how long the ended requests get to write their last answer. */
 const SHUTDOWN_GRACE_MS = 500;
@@ -69,12 +76,23 @@ function main(): void {
     process.stderr.write(lines.join('\n') + '\n');
     process.exit(2);
   }
+  const workers = workerCount(config.workers);
+  if (workers === 1) {
+    serve(config, version, keyRing, specs, null);
+    return;
+  }
+  void import('./cluster/start.js').then(({ startCluster }) => startCluster(config, workers, version, (side) => serve(config, version, keyRing, specs, side)));
+}
 
+/** The proxy itself: one process, or one worker of a cluster (`side`). */
+function serve(config: Config, version: string, keyRing: KeyRing, specs: UpstreamSpec[], side: WorkerSide | null): void {
   const clock = systemClock;
   const rotation = { maxBytes: config.logMaxBytes, maxFiles: config.logMaxFiles };
-  const appFile = new JsonlFile(join(config.logDir, 'proxy.log'), { ...rotation, onError: (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`) });
-  const logger = new Logger(config.logLevel, config.logStdout ? [stdoutSink, appFile] : [appFile]);
-  const requestLog = config.requestLogEnabled ? new RequestLog(new JsonlFile(join(config.logDir, 'requests.log'), { ...rotation, onError: (err) => logger.error('cannot write the request log', { err }) })) : null;
+  // a worker's lines go to the primary, the one writer of both files (and of stdout)
+  const appFile: LineFile = side?.logs.file('proxy') ?? new JsonlFile(join(config.logDir, 'proxy.log'), { ...rotation, onError: (err) => process.stderr.write(`cannot write ${join(config.logDir, 'proxy.log')}: ${err.message}\n`) });
+  const logger = new Logger(config.logLevel, config.logStdout && side === null ? [stdoutSink, appFile] : [appFile], Date.now, side === null ? {} : { worker: side.id });
+  const requestFile = (): LineFile => side?.logs.file('requests') ?? new JsonlFile(join(config.logDir, 'requests.log'), { ...rotation, onError: (err) => logger.error('cannot write the request log', { err }) });
+  const requestLog = config.requestLogEnabled ? new RequestLog(requestFile(), Date.now, side?.id ?? null) : null;
   const gate = config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, order: config.queueOrder, clock }) : null;
   const requestLogDropped = (): number => requestLog?.dropped ?? 0;
   const registry = new Registry();
@@ -100,7 +118,8 @@ function main(): void {
   });
 
   let draining = false;
-  const own = { config, version, telemetry, upstreams, gate, lifetimes: handler.lifetimes, limits: handler.limits, requestLogDropped, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
+  const base = { config, version, telemetry, upstreams, gate, lifetimes: handler.lifetimes, limits: handler.limits, requestLogDropped, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
+  const own = side === null ? base : { ...base, summed: side.summed(clock, { metrics: () => registry.snapshot(), stats: () => ({ report: statsReport(base), samples: { latency: telemetry.stats.durationMs.values(), ttfb: telemetry.stats.ttfbMs.values() } }) }) };
   const server = createProxyServer({ ...own, handler });
   const admin = config.adminPort > 0 ? createAdminServer(own) : null;
   admin?.on('error', (err) => {
@@ -124,7 +143,15 @@ function main(): void {
     await requestLog?.close();
     await appFile.close();
   };
-  const shutdown = (signal: string): void => {
+  /**
+   * `bySignal` false: the primary's drain message. It may come before or after the same
+   * signal sent to the whole process group (Ctrl-C, supervisord's stopasgroup), so only a
+   * second signal exits at once, never a signal and the message.
+   */
+  let signals = 0;
+  const shutdown = (signal: string, bySignal = true): void => {
+    if (bySignal) signals++;
+    if (draining && signals < 2) return;
     if (draining) {
       logger.warn('second signal: exiting now', { signal, in_flight: telemetry.stats.inFlight });
       process.exit(1);
@@ -164,10 +191,11 @@ function main(): void {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGHUP', () => {
+  side?.onControl('drain', () => shutdown('drain', false));
+  const reload = (): void => {
     void appFile.reopen();
     void requestLog?.reopen();
-    logger.info('log files reopened');
+    if (side === null) logger.info('log files reopened');
     if (config.proxyApiKeysFile !== null) {
       try {
         logger.info('client keys reloaded', { keys: keyRing.reload() });
@@ -184,7 +212,9 @@ function main(): void {
         logger.error('upstreams file could not be reloaded; the previous upstreams stay in force', { problems });
       }
     }
-  });
+  };
+  process.on('SIGHUP', reload);
+  side?.onControl('reload', reload);
 }
 
 main();

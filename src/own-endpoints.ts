@@ -38,6 +38,16 @@ export interface OwnParts {
   /** Renders /metrics; null = 404. */
   readonly metrics: (() => string) | null;
   readonly isDraining: () => boolean;
+  /**
+   * With WORKERS > 1: /metrics and /stats summed over every worker, asked of the primary
+   * (cluster/scrape.ts); absent in a single process, which answers from its own parts.
+   */
+  readonly summed?: SummedScrapes;
+}
+
+export interface SummedScrapes {
+  metrics(): Promise<string>;
+  stats(): Promise<Record<string, unknown>>;
 }
 
 const OWN_PATHS: ReadonlySet<string> = new Set(['/', '/health', '/stats', '/metrics']);
@@ -179,9 +189,12 @@ export function serveOwn(p: OwnParts, req: IncomingMessage, res: ServerResponse,
     const h = healthReport(p);
     sendJson(res, h.status, h.body);
   } else if (path === '/stats') {
-    sendJson(res, 200, statsReport(p));
+    if (p.summed === undefined) sendJson(res, 200, statsReport(p));
+    else p.summed.stats().then((body) => sendJson(res, 200, body), (err: Error) => summedFailed(p, res, requestId, '/stats', err));
   } else if (p.metrics === null) {
     sendError(res, new ProxyError('not_found', 'Metrics are off (METRICS_ENABLED=false).'), requestId);
+  } else if (p.summed !== undefined) {
+    p.summed.metrics().then((text) => sendMetrics(res, text), (err: Error) => summedFailed(p, res, requestId, '/metrics', err));
   } else {
     let text: string;
     try {
@@ -191,10 +204,19 @@ export function serveOwn(p: OwnParts, req: IncomingMessage, res: ServerResponse,
       sendError(res, new ProxyError('internal', 'Metrics collection failed.'), requestId);
       return true;
     }
-    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-    res.end(text);
+    sendMetrics(res, text);
   }
   return true;
+}
+
+function sendMetrics(res: ServerResponse, text: string): void {
+  res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+function summedFailed(p: OwnParts, res: ServerResponse, requestId: string, path: string, err: Error): void {
+  p.logger.error('summing the workers failed', { path, err });
+  if (!res.headersSent) sendError(res, new ProxyError('internal', `Summing ${path} over the workers failed: ${err.message}`), requestId);
 }
 
 export function pathOf(url: string): string {

@@ -14,7 +14,12 @@ export interface ChannelMessage {
 
 /** A worker's side: to the primary and back. */
 export interface PrimaryLink {
-  send(msg: ChannelMessage): void;
+  /**
+   * Sends `msg`; `sent` (optional) is called once it has left this process (written to the
+   * channel) or could not be sent (the primary is gone): what the log forwarder needs to
+   * bound its backlog when the primary reads slowly.
+   */
+  send(msg: ChannelMessage, sent?: () => void): void;
   /** Messages from the primary on channel `ch`. */
   on(ch: string, fn: (msg: ChannelMessage) => void): void;
 }

@@ -20,6 +20,8 @@ export class Logger {
     level: LogLevel,
     private readonly sinks: readonly LineSink[],
     private readonly wallClock: () => number = Date.now,
+    /** Fields on every line (a worker's id when WORKERS > 1). */
+    private readonly base: Fields = {},
   ) {
     this.min = RANK[level];
   }
@@ -43,7 +45,7 @@ export class Logger {
 
   log(level: LogLevel, msg: string, fields?: Fields): void {
     if (RANK[level] < this.min) return;
-    const line = serialise({ ts: new Date(this.wallClock()).toISOString(), level, msg, ...fields });
+    const line = serialise({ ts: new Date(this.wallClock()).toISOString(), level, msg, ...this.base, ...fields });
     for (const sink of this.sinks) {
       try {
         sink.writeLine(line);

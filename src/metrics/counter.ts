@@ -46,6 +46,10 @@ export class Counter extends MetricFamily<CounterChild> {
     return new CounterChild(this.seriesPrefix(pairs));
   }
 
+  protected snapshotChild(child: CounterChild): { value: number } {
+    return { value: child.get() };
+  }
+
   protected renderChild(out: string[], child: CounterChild): void {
     out.push(child.prefix + formatValue(child.get()));
   }

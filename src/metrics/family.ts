@@ -6,6 +6,7 @@
  */
 
 import { braces, escapeHelp, labelPairs, validateLabelNames, validateMetricName } from './validation.js';
+import type { FamilySnapshot, SeriesSnapshot } from './snapshot.js';
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -86,6 +87,29 @@ export abstract class MetricFamily<C> {
     if (this.labelNames.length === 0) this.unlabelled();
     out.push(`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`);
     for (const child of this.children.values()) this.renderChild(out, child);
+  }
+
+  /**
+   * The family as plain data (for a worker's scrape sent to the primary): each series with
+   * its label values, in creation order. Values read at scrape time must be set first
+   * (Registry.snapshot runs the same collect steps as render).
+   */
+  snapshot(): FamilySnapshot {
+    if (this.labelNames.length === 0) this.unlabelled();
+    const series: SeriesSnapshot[] = [];
+    for (const [key, child] of this.children) {
+      const labels = this.labelNames.length === 0 ? [] : this.labelNames.length === 1 ? [key] : key.split(KEY_SEPARATOR);
+      series.push({ labels, ...this.snapshotChild(child) });
+    }
+    return { name: this.name, help: this.help, type: this.type, labelNames: this.labelNames, ...this.snapshotExtra(), series };
+  }
+
+  /** A child's numbers: `value`, or a histogram's `counts`, `sum` and `count`. */
+  protected abstract snapshotChild(child: C): Omit<SeriesSnapshot, 'labels'>;
+
+  /** What the family adds (a histogram's buckets). */
+  protected snapshotExtra(): Partial<FamilySnapshot> {
+    return {};
   }
 
   /** The sample names this family writes, so a registry can refuse clashes. */

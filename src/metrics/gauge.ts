@@ -65,6 +65,15 @@ export class Gauge extends MetricFamily<GaugeChild> {
     super.render(out);
   }
 
+  override snapshot(): ReturnType<MetricFamily<GaugeChild>['snapshot']> {
+    this.collect?.(this);
+    return super.snapshot();
+  }
+
+  protected snapshotChild(child: GaugeChild): { value: number } {
+    return { value: child.get() };
+  }
+
   protected createChild(pairs: string): GaugeChild {
     return new GaugeChild(this.seriesPrefix(pairs));
   }

@@ -46,6 +46,17 @@ export class HistogramChild {
     this.n++;
   }
 
+  /**
+   * Adds another series' buckets, sum and count (a worker's, when the primary sums the
+   * workers' scrapes); `counts` must have this series' length.
+   */
+  add(counts: readonly number[], sum: number, count: number): void {
+    if (counts.length !== this.counts.length) throw new RangeError(`histogram ${this.countPrefix.trimEnd()}: expected ${this.counts.length} buckets, got ${counts.length}`);
+    for (let i = 0; i < counts.length; i++) this.counts[i]! += counts[i]!;
+    this.total += sum;
+    this.n += count;
+  }
+
   get sum(): number {
     return this.total;
   }
@@ -92,6 +103,14 @@ export class Histogram extends MetricFamily<HistogramChild> {
     const le = [...this.buckets.map(formatValue), '+Inf'];
     const bucketPrefixes = le.map((b) => `${this.name}_bucket{${pairs}${sep}le="${b}"} `);
     return new HistogramChild(this.buckets, bucketPrefixes, `${this.name}_sum${braces(pairs)} `, `${this.name}_count${braces(pairs)} `);
+  }
+
+  protected snapshotChild(child: HistogramChild): { counts: number[]; sum: number; count: number } {
+    return { counts: [...child.counts], sum: child.sum, count: child.count };
+  }
+
+  protected override snapshotExtra(): { buckets: readonly number[] } {
+    return { buckets: this.buckets };
   }
 
   protected renderChild(out: string[], child: HistogramChild): void {

@@ -11,6 +11,7 @@
 import { Counter } from './counter.js';
 import { Gauge, type GaugeCollect } from './gauge.js';
 import { Histogram } from './histogram.js';
+import type { FamilySnapshot } from './snapshot.js';
 
 /** The Content-Type of a 0.0.4 scrape, exactly as prom-client sends it. */
 export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -71,6 +72,12 @@ export class Registry {
     const out: string[] = [];
     for (const family of this.families) family.render(out);
     return out.length === 0 ? '' : `${out.join('\n')}\n`;
+  }
+
+  /** Every family as plain data, after the same collect steps as a render. */
+  snapshot(): FamilySnapshot[] {
+    for (const hook of this.hooks) hook();
+    return this.families.map((f) => f.snapshot());
   }
 
   private add<F extends Family>(family: F): F {

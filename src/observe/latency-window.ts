@@ -29,10 +29,20 @@ export class LatencyWindow {
 
   /** Nearest-rank percentiles over the samples held, rounded to 0.1. */
   percentiles(): Percentiles {
-    const n = this.filled;
-    if (n === 0) return { count: 0, p50: null, p90: null, p99: null, max: null };
-    const sorted = this.ring.slice(0, n).sort();
-    const at = (q: number): number => Math.round(sorted[Math.min(n - 1, Math.ceil(q * n) - 1)]! * 10) / 10;
-    return { count: n, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: Math.round(sorted[n - 1]! * 10) / 10 };
+    return percentilesOf(this.ring.slice(0, this.filled));
   }
+
+  /** The samples held, in no particular order (to pool several windows: the workers'). */
+  values(): number[] {
+    return Array.from(this.ring.subarray(0, this.filled));
+  }
+}
+
+/** Nearest-rank percentiles of `samples`, rounded to 0.1. */
+export function percentilesOf(samples: ArrayLike<number>): Percentiles {
+  const n = samples.length;
+  if (n === 0) return { count: 0, p50: null, p90: null, p99: null, max: null };
+  const sorted = Float64Array.from(samples).sort();
+  const at = (q: number): number => Math.round(sorted[Math.min(n - 1, Math.ceil(q * n) - 1)]! * 10) / 10;
+  return { count: n, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: Math.round(sorted[n - 1]! * 10) / 10 };
 }

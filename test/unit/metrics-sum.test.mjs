@@ -1,0 +1,105 @@
+// Summing workers' registries: snapshots as plain data, counters and histograms added,
+// gauges summed or kept apart per worker, dead workers' counts kept, a worker that did not
+// answer shown with its last counters and counted. Asserts on rendered exposition lines.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Registry } from '../../dist/metrics/registry.js';
+import { mergeSnapshots } from '../../dist/metrics/snapshot.js';
+import { MetricsSum, RULES } from '../../dist/cluster/metrics-sum.js';
+
+/** A worker's registry with the shapes the proxy uses. */
+function worker({ requests = 0, latencies = [], inFlight = 0, rss = 0 } = {}) {
+  const r = new Registry();
+  const c = r.counter('openai_proxy_requests_total', 'Requests.', ['method', 'endpoint', 'status']);
+  if (requests > 0) c.labels('POST', '/v1/chat/completions', '200').inc(requests);
+  const h = r.histogram('openai_proxy_request_duration_seconds', 'Latency.', ['endpoint'], [0.1, 1]);
+  for (const v of latencies) h.labels('/v1/chat/completions').observe(v);
+  r.gauge('openai_proxy_in_flight_requests', 'In flight.').set(inFlight);
+  r.gauge('process_resident_memory_bytes', 'RSS.', [], (g) => g.set(rss));
+  return r;
+}
+const lines = (text) => text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+const snap = (r) => JSON.parse(JSON.stringify(r.snapshot())); // what crosses IPC
+
+test('a snapshot is plain data with label values, histogram counts per bucket and collected gauges', () => {
+  const s = snap(worker({ requests: 2, latencies: [0.05, 0.5, 5], rss: 7 }));
+  const byName = Object.fromEntries(s.map((f) => [f.name, f]));
+  assert.deepEqual(byName.openai_proxy_requests_total.series, [{ labels: ['POST', '/v1/chat/completions', '200'], value: 2 }]);
+  assert.deepEqual(byName.openai_proxy_request_duration_seconds.buckets, [0.1, 1]);
+  assert.deepEqual(byName.openai_proxy_request_duration_seconds.series, [{ labels: ['/v1/chat/completions'], counts: [1, 1, 1], sum: 5.55, count: 3 }]);
+  assert.deepEqual(byName.process_resident_memory_bytes.series, [{ labels: [], value: 7 }], 'the collect callback ran');
+});
+
+test('counters and histograms add up, summed gauges add up, other gauges get a worker label', () => {
+  const merged = mergeSnapshots(
+    [
+      { source: '1', families: snap(worker({ requests: 3, latencies: [0.05, 0.5], inFlight: 2, rss: 100 })) },
+      { source: '2', families: snap(worker({ requests: 4, latencies: [0.5, 5], inFlight: 1, rss: 200 })) },
+    ],
+    RULES,
+  ).render();
+  assert.deepEqual(lines(merged), [
+    'openai_proxy_in_flight_requests 3',
+    'openai_proxy_request_duration_seconds_bucket{endpoint="/v1/chat/completions",le="0.1"} 1',
+    'openai_proxy_request_duration_seconds_bucket{endpoint="/v1/chat/completions",le="1"} 3',
+    'openai_proxy_request_duration_seconds_bucket{endpoint="/v1/chat/completions",le="+Inf"} 4',
+    'openai_proxy_request_duration_seconds_sum{endpoint="/v1/chat/completions"} 6.05',
+    'openai_proxy_request_duration_seconds_count{endpoint="/v1/chat/completions"} 4',
+    'openai_proxy_requests_total{method="POST",endpoint="/v1/chat/completions",status="200"} 7',
+    'process_resident_memory_bytes{worker="1"} 100',
+    'process_resident_memory_bytes{worker="2"} 200',
+  ]);
+  assert.equal(merged.match(/^# TYPE openai_proxy_requests_total counter$/gm).length, 1);
+});
+
+test('a family declared differently by a part (other labels or buckets) keeps the first and leaves the odd series out', () => {
+  const odd = new Registry();
+  odd.counter('openai_proxy_requests_total', 'Requests.', ['method']).labels('GET').inc(50);
+  odd.histogram('openai_proxy_request_duration_seconds', 'Latency.', ['endpoint'], [0.5]).labels('/x').observe(0.1);
+  const merged = mergeSnapshots([{ source: '1', families: snap(worker({ requests: 1 })) }, { source: '2', families: snap(odd) }], RULES).render();
+  assert.match(merged, /^openai_proxy_requests_total\{method="POST",endpoint="\/v1\/chat\/completions",status="200"\} 1$/m);
+  assert.doesNotMatch(merged, /method="GET"|endpoint="\/x"/);
+});
+
+test('a label value needing escapes survives the trip and is escaped once', () => {
+  const r = new Registry();
+  r.counter('openai_proxy_tokens_total', 'Tokens.', ['model', 'kind']).labels('a"b\\c\nd', 'prompt').inc(1);
+  const text = mergeSnapshots([{ source: '1', families: snap(r) }, { source: '2', families: snap(r) }], RULES).render();
+  assert.match(text, /^openai_proxy_tokens_total\{model="a\\"b\\\\c\\nd",kind="prompt"\} 2$/m);
+});
+
+const SERIES = 'openai_proxy_requests_total{method="POST",endpoint="/v1/chat/completions",status="200"}';
+const value = (text) => Number(lines(text).find((l) => l.startsWith(SERIES)).split(' ').at(-1));
+
+test('a worker that exits keeps its last counts in every later sum: the total never goes down', () => {
+  const sum = new MetricsSum();
+  const own = snap(new Registry());
+  assert.equal(value(sum.render(new Map([[1, snap(worker({ requests: 5 }))], [2, snap(worker({ requests: 3 }))]]), [], own)), 8);
+  sum.exited(1);
+  assert.equal(value(sum.render(new Map([[2, snap(worker({ requests: 4 }))], [3, snap(worker({ requests: 1 }))]]), [], own)), 10, '5 retired + 4 + 1');
+  sum.exited(2);
+  sum.exited(3);
+  const text = sum.render(new Map([[4, snap(worker({ requests: 0, inFlight: 1 }))]]), [], own);
+  assert.equal(value(text), 10);
+  assert.match(text, /^openai_proxy_in_flight_requests 1$/m, 'gauges of the dead are not kept');
+  assert.doesNotMatch(text, /worker="1"/);
+});
+
+test('a worker that did not answer shows its last counters but not its gauges', () => {
+  const sum = new MetricsSum();
+  sum.render(new Map([[1, snap(worker({ requests: 5, rss: 9 }))], [2, snap(worker({ requests: 3 }))]]), [], []);
+  const text = sum.render(new Map([[2, snap(worker({ requests: 4, rss: 8 }))]]), [1], []);
+  assert.equal(value(text), 9);
+  assert.doesNotMatch(text, /process_resident_memory_bytes\{worker="1"\}/);
+  assert.match(text, /process_resident_memory_bytes\{worker="2"\} 8/);
+});
+
+test('the primary\'s own families are added as the source "primary"', () => {
+  const own = new Registry();
+  own.gauge('openai_proxy_workers', 'Workers.').set(2);
+  own.gauge('process_resident_memory_bytes', 'RSS.').set(11);
+  const text = new MetricsSum().render(new Map([[1, snap(worker({ rss: 5 }))]]), [], snap(own));
+  assert.match(text, /^openai_proxy_workers 2$/m);
+  assert.match(text, /^process_resident_memory_bytes\{worker="primary"\} 11$/m);
+  assert.match(text, /^process_resident_memory_bytes\{worker="1"\} 5$/m);
+});
