@@ -5,8 +5,8 @@
  * requests, are spread over the workers (a keep-alive client stays on one), so with shares a
  * worker's queue would wait while another's slots sit idle; a cap below the number of
  * workers could not be shared at all; and the fair queue could only compare clients that
- * happen to share a worker. The price is one round trip per request, tens of
- * microseconds, against an LLM answer's hundreds of milliseconds.
+ * happen to share a worker. The price is one round trip per request, about 0.1 ms over
+ * node's IPC (scripts/bench-shared-limits.mjs), against an LLM answer's hundreds of ms.
  *
  * The primary runs QUEUE_TIMEOUT on its clock. This side waits at most QUEUE_TIMEOUT plus
  * `graceMs` (default 1 s) for an answer; past it, or once the link is gone (`close()`), it

@@ -4,8 +4,8 @@
  * across workers instead of being multiplied by their number. `enter` and `reserve` are a
  * round trip over IPC on channel 'limits' (limits-protocol.ts); `leave` is one message.
  *
- * When the primary does not answer within `timeoutMs` (default 1 s; a round trip takes tens
- * of microseconds, so silence means it is stuck or gone), the call FAILS OPEN: the request
+ * When the primary does not answer within `timeoutMs` (default 1 s; a round trip takes about
+ * 0.1 ms, so a second of silence means it is stuck or gone), the call FAILS OPEN: the request
  * is admitted, or its estimate taken as reserved, without rate-limit headers, and
  * `failedOpen` counts it. Why open: these limits are quotas between clients, not the
  * upstream's protection (that is the gate's cap, which fails closed: remote-gate.ts), and a
