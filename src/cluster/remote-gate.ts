@@ -15,7 +15,9 @@
  * flight: letting everything through is exactly the overload the cap exists to prevent.
  *
  * Its figures are this worker's part (its requests waiting and holding a slot, the waits
- * they saw): summed over the workers they are the primary's queue depth and slots in use.
+ * they saw): summed over the workers they are the primary's slots in use, and its queue
+ * depth plus the requests whose answer is on its way (a round trip). The exact depth, for
+ * the metric, is the primary's own gate (`LimitsHost.gate.queued`).
  */
 import type { Clock } from '../clock.js';
 import { ClientWaits, type WaitSummary } from '../observe/client-waits.js';
