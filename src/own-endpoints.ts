@@ -18,7 +18,7 @@ import type { Telemetry } from './observe/telemetry.js';
 import { sendError } from './http/send-error.js';
 import type { Upstream } from './upstream/upstream.js';
 import type { UpstreamSet } from './upstream/upstream-set.js';
-import type { ConcurrencyGate } from './resilience/concurrency-gate.js';
+import type { Gate } from './resilience/gate.js';
 import type { Lifetimes } from './proxy/lifetime.js';
 
 export interface OwnParts {
@@ -26,7 +26,7 @@ export interface OwnParts {
   readonly version: string;
   readonly telemetry: Telemetry;
   readonly upstreams: UpstreamSet;
-  readonly gate: ConcurrencyGate | null;
+  readonly gate: Gate | null;
   /** The requests alive now, by phase. */
   readonly lifetimes: Lifetimes;
   /** The per-client limits' table: clients tracked, and tokens reserved and not yet settled. */

@@ -11,23 +11,23 @@ import { ProxyError } from '../errors.js';
 import { clientKey } from '../http/client-identity.js';
 import { presentedKey } from '../http/credentials.js';
 import { formatDuration } from '../http/duration.js';
-import type { BucketView, ClientLimits, ClientTicket, LimitReason } from '../resilience/client-limits.js';
+import type { BucketView, LimitReason, LimitStore, LimitTicket } from '../resilience/limit-store.js';
 import type { ApiKeys } from '../security/api-keys.js';
 import type { ClientPolicies } from './client-policies.js';
 
 export interface AdmissionParts {
   readonly apiKeys: () => ApiKeys | null;
-  readonly limits: ClientLimits;
+  readonly limits: LimitStore;
   readonly policies: ClientPolicies;
 }
 
 export type RateHeaders = Record<string, string> | undefined;
 
 export type Admission =
-  | { readonly ok: true; readonly keysOn: boolean; readonly keyId: string | null; readonly client: ClientTicket; readonly rateHeaders: RateHeaders }
+  | { readonly ok: true; readonly keysOn: boolean; readonly keyId: string | null; readonly client: LimitTicket; readonly rateHeaders: RateHeaders }
   | { readonly ok: false; readonly error: ProxyError; readonly rateHeaders: RateHeaders; readonly limited: LimitReason | null; readonly keyId: string | null };
 
-export function admit(p: AdmissionParts, req: IncomingMessage, client: string, now: number): Admission {
+export async function admit(p: AdmissionParts, req: IncomingMessage, client: string): Promise<Admission> {
   const keys = p.apiKeys();
   let keyId: string | null = null;
   if (keys !== null) {
@@ -39,9 +39,9 @@ export function admit(p: AdmissionParts, req: IncomingMessage, client: string, n
     }
   }
   const policy = p.policies.for(keyId);
-  const e = p.limits.enter(clientKey(client, keyId), policy, now);
-  const rateHeaders = limitHeaders(e.requests, e.ok ? p.limits.tokens(e.client, now) : e.tokens);
-  if (e.ok) return { ok: true, keysOn: keys !== null, keyId, client: e.client, rateHeaders };
+  const e = await p.limits.enter(clientKey(client, keyId), policy);
+  const rateHeaders = limitHeaders(e.requests, e.tokens);
+  if (e.ok) return { ok: true, keysOn: keys !== null, keyId, client: e.ticket, rateHeaders };
   const wait = formatDuration(e.retryAfterMs);
   const retryAfterSec = e.retryAfterMs / 1000;
   const error =

@@ -23,8 +23,9 @@ import { requestFacts } from '../observe/request-facts.js';
 import type { Telemetry } from '../observe/telemetry.js';
 import { pathOf } from '../own-endpoints.js';
 import { backoffDelayMs } from '../resilience/backoff.js';
-import type { ConcurrencyGate, Release } from '../resilience/concurrency-gate.js';
-import { ClientLimits, type ClientTicket } from '../resilience/client-limits.js';
+import type { Gate, Release } from '../resilience/gate.js';
+import type { LimitStore, LimitTicket } from '../resilience/limit-store.js';
+import { LocalLimits } from '../resilience/local-limits.js';
 import { retry, type Verdict } from '../resilience/retry.js';
 import type { RetryBudget } from '../resilience/retry-budget.js';
 import type { ApiKeys } from '../security/api-keys.js';
@@ -52,7 +53,10 @@ export interface ProxyParts {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly telemetry: Telemetry;
-  readonly gate: ConcurrencyGate | null;
+  /** The concurrency gate: this process's, or the cluster primary's (cluster/remote-gate.ts); null = no cap. */
+  readonly gate: Gate | null;
+  /** Every client's limits: this process's by default, or the cluster primary's (cluster/remote-limits.ts). */
+  readonly limits?: LimitStore;
   readonly budget: RetryBudget;
   /** The client keys in force now (they can be reloaded); null = no key needed. */
   readonly apiKeys: () => ApiKeys | null;
@@ -65,7 +69,7 @@ export class ProxyHandler {
   /** Which upstream made each stored response (routing.ts). */
   readonly responses = new ResponseHomes();
   /** Every client's limits: requests, tokens, requests in flight. */
-  readonly limits = new ClientLimits();
+  readonly limits: LimitStore;
   private readonly admission: AdmissionParts;
   private readonly attemptParts: AttemptParts;
   private readonly bodyLimits: BodyLimits;
@@ -75,6 +79,7 @@ export class ProxyHandler {
   constructor(private readonly p: ProxyParts) {
     const { config, clock } = p;
     this.lifetimes = new Lifetimes(clock);
+    this.limits = p.limits ?? new LocalLimits(clock);
     this.admission = { apiKeys: p.apiKeys, limits: this.limits, policies: new ClientPolicies(config, p.apiKeys) };
     this.attemptParts = { telemetry: p.telemetry, clock };
     this.bodyLimits = { maxReplayBytes: config.maxReplayBodyBytes, maxBodyBytes: config.maxRequestBodyBytes, idleTimeoutMs: config.clientTimeoutMs, clock };
@@ -94,10 +99,10 @@ export class ProxyHandler {
     let release: Release | null = null;
     const tickets = new BreakerTickets<Upstream>(clock);
     const tally: Tally = { upstream: null, estimate: 0, bodyBytes: 0, meter: null, answered: false };
-    let client: ClientTicket | null = null;
+    let client: LimitTicket | null = null;
     let rateHeaders: RateHeaders;
     try {
-      const admission = admit(this.admission, req, rec.client, started);
+      const admission = await admit(this.admission, req, rec.client);
       rateHeaders = admission.rateHeaders;
       rec.keyId = admission.keyId;
       if (!admission.ok) return this.outcomes.refuse(rec, reply, admission.error, rateHeaders, admission.limited);
@@ -118,7 +123,7 @@ export class ProxyHandler {
         tally.bodyBytes = body.kind === 'buffered' ? body.data.length : Number(req.headers['content-length']) || body.headBytes;
         tally.estimate = estimateTokens(tally.bodyBytes, facts.maxTokens, config.maxTokensEstimate);
       }
-      const reserved = tally.estimate === 0 ? null : this.limits.reserve(client, tally.estimate, clock.now());
+      const reserved = tally.estimate === 0 ? null : await this.limits.reserve(client, tally.estimate);
       if (reserved !== null) {
         rateHeaders = { ...rateHeaders, ...limitHeaders(null, reserved.tokens) };
         if (!reserved.ok) {
@@ -149,7 +154,7 @@ export class ProxyHandler {
       tickets.releaseAll();
       if (tally.upstream !== null) upstreams.leave(tally.upstream);
       if (client !== null) {
-        this.limits.leave(client, charged, clock.now());
+        this.limits.leave(client, charged);
         rec.tokensCharged = charged;
       }
       life.finish();

@@ -12,8 +12,8 @@ import { CLIENT_GONE } from '../cancel.js';
 import { ProxyError } from '../errors.js';
 import { toUpstreamHeaders } from '../http/headers.js';
 import { rawError } from '../http/raw-error.js';
-import type { Release } from '../resilience/concurrency-gate.js';
-import type { ClientTicket } from '../resilience/client-limits.js';
+import type { Release } from '../resilience/gate.js';
+import type { LimitTicket } from '../resilience/limit-store.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { BALANCED } from '../upstream/upstream-set.js';
 import { tunnelWebSocket } from '../upstream/websocket-tunnel.js';
@@ -51,10 +51,10 @@ export class UpgradeHandler {
     let release: Release | null = null;
     const tickets = new BreakerTickets<Upstream>(clock);
     let using: Upstream | null = null;
-    let client: ClientTicket | null = null;
+    let client: LimitTicket | null = null;
     let rateHeaders: RateHeaders;
     try {
-      const admission = admit(this.admission, req, rec.client, started);
+      const admission = await admit(this.admission, req, rec.client);
       rateHeaders = admission.rateHeaders;
       rec.keyId = admission.keyId;
       if (!admission.ok) return outcomes.refuse(rec, reply, admission.error, rateHeaders, admission.limited);
@@ -118,7 +118,7 @@ export class UpgradeHandler {
       release?.();
       tickets.releaseAll();
       if (using !== null) upstreams.leave(using);
-      if (client !== null) this.admission.limits.leave(client, 0, clock.now());
+      if (client !== null) this.admission.limits.leave(client, 0);
       life.finish();
       rec.durationMs = clock.now() - started;
       telemetry.requestFinished(rec);

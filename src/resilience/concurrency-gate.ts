@@ -19,9 +19,11 @@
 import type { Clock } from '../clock.js';
 import { ClientWaits, type WaitSummary } from '../observe/client-waits.js';
 import { FairQueue, type GateClient, type QueueOrder, type QueuedEntry } from './fair-queue.js';
+import type { Gate, Release } from './gate.js';
 
 export type { GateClient, QueueOrder } from './fair-queue.js';
 export type { WaitSummary } from '../observe/client-waits.js';
+export type { Gate, Release } from './gate.js';
 
 export type GateRejectReason = 'queue_full' | 'queue_timeout';
 
@@ -68,14 +70,11 @@ export interface ConcurrencyGateOptions {
   maxQueuedPerClient?: number;
 }
 
-/** Releases the slot; calling it again does nothing. */
-export type Release = () => void;
-
 interface Waiter {
   grant(): void;
 }
 
-export class ConcurrencyGate {
+export class ConcurrencyGate implements Gate {
   private readonly maxConcurrent: number;
   private readonly queueSize: number;
   private readonly queueTimeoutMs: number;
