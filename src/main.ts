@@ -20,7 +20,8 @@ import { JsonlFile } from './logging/jsonl-file.js';
 import { Logger, stdoutSink } from './logging/logger.js';
 import { RequestLog } from './logging/request-log.js';
 import { ProxyHandler } from './proxy/handler.js';
-import { ConcurrencyGate } from './resilience/concurrency-gate.js';
+import { BatchingPrimaryLink } from './cluster/batching-link.js';
+import { sharedLimitsFor } from './cluster/shared-limits.js';
 import { RetryBudget } from './resilience/retry-budget.js';
 import { createProxyServer } from './server.js';
 import { createAdminServer, statsReport } from './own-endpoints.js';
@@ -93,7 +94,12 @@ function serve(config: Config, version: string, keyRing: KeyRing, specs: Upstrea
   const logger = new Logger(config.logLevel, config.logStdout && side === null ? [stdoutSink, appFile] : [appFile], Date.now, side === null ? {} : { worker: side.id });
   const requestFile = (): LineFile => side?.logs.file('requests') ?? new JsonlFile(join(config.logDir, 'requests.log'), { ...rotation, onError: (err) => logger.error('cannot write the request log', { err }) });
   const requestLog = config.requestLogEnabled ? new RequestLog(requestFile(), Date.now, side?.id ?? null) : null;
-  const gate = config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, order: config.queueOrder, clock }) : null;
+  // a single process keeps its limits and gate here; a worker asks the primary's, which all
+  // workers share (limits hold across workers, never multiplied by their number), its calls
+  // of one event-loop turn in one IPC message
+  const shared = sharedLimitsFor(config, side === null ? null : new BatchingPrimaryLink(side.link), clock);
+  if (side !== null) process.once('disconnect', shared.linkLost);
+  const gate = shared.gate;
   const requestLogDropped = (): number => requestLog?.dropped ?? 0;
   const registry = new Registry();
   let upstreams: UpstreamSet | null = null;
@@ -113,6 +119,7 @@ function serve(config: Config, version: string, keyRing: KeyRing, specs: Upstrea
     logger,
     telemetry,
     gate,
+    limits: shared.limits,
     budget: new RetryBudget({ ratio: config.retryBudgetRatio }),
     apiKeys: () => keyRing.current(),
   });

@@ -44,6 +44,7 @@ function unbatch(msg: ChannelMessage): ChannelMessage[] {
 /** A worker's link to the primary, batching its sends per turn. */
 export class BatchingPrimaryLink implements PrimaryLink {
   private pending: ChannelMessage[] = [];
+  private sentFns: (() => void)[] = [];
   private readonly handlers = new Handlers<[ChannelMessage]>();
 
   constructor(
@@ -55,7 +56,8 @@ export class BatchingPrimaryLink implements PrimaryLink {
     });
   }
 
-  send(msg: ChannelMessage): void {
+  send(msg: ChannelMessage, sent?: () => void): void {
+    if (sent !== undefined) this.sentFns.push(sent);
     if (this.pending.push(msg) === 1) this.defer(this.flush);
   }
 
@@ -63,8 +65,12 @@ export class BatchingPrimaryLink implements PrimaryLink {
   readonly flush = (): void => {
     const msgs = this.pending;
     if (msgs.length === 0) return;
+    const sentFns = this.sentFns;
     this.pending = [];
-    this.inner.send(msgs.length === 1 ? msgs[0]! : { ch: BATCH, msgs });
+    this.sentFns = [];
+    const batch = msgs.length === 1 ? msgs[0]! : { ch: BATCH, msgs };
+    if (sentFns.length === 0) this.inner.send(batch);
+    else this.inner.send(batch, () => sentFns.forEach((fn) => fn()));
   };
 
   on(ch: string, fn: (msg: ChannelMessage) => void): void {

@@ -23,7 +23,9 @@ import { Logger, stdoutSink } from '../logging/logger.js';
 import { registerProcessMetrics } from '../metrics/process-metrics.js';
 import { Registry } from '../metrics/registry.js';
 import type { FamilySnapshot } from '../metrics/snapshot.js';
+import { BatchingWorkersLink } from './batching-link.js';
 import { workersLinkOverCluster } from './ipc-link.js';
+import { LimitsHost } from './limits-host.js';
 import { writeWorkerLogs } from './log-writer.js';
 import { MetricsSum } from './metrics-sum.js';
 import { ScrapeCollector } from './scrape.js';
@@ -45,6 +47,10 @@ export function runPrimary(config: Config, workers: number, version: string): vo
 
   const link = workersLinkOverCluster(cluster);
   writeWorkerLogs(link, { requests: requestsFile, proxy: proxySinks });
+  // the one table of client limits and the one concurrency gate that every worker asks
+  const limitsHost = new LimitsHost(new BatchingWorkersLink(link), config, clock, undefined, {
+    onError: (err, worker) => logger.error('a shared-limits call could not be answered (the worker fails open)', { err, worker }),
+  });
 
   const listening = new Set<number>();
   const sup: Supervisor = new Supervisor({
@@ -85,7 +91,11 @@ export function runPrimary(config: Config, workers: number, version: string): vo
     stats: (parts, missing) => {
       const answered = [...parts.keys()].sort((a, b) => a - b);
       const report = sumStats(parts as ReadonlyMap<number, StatsPart>, { alive: sup.alive().length, answered, missing, restarts: sup.restarts });
-      return { ...report, request_log: { enabled: config.requestLogEnabled, dropped_lines: ((report['request_log'] as { dropped_lines?: number } | undefined)?.dropped_lines ?? 0) + (requestsFile?.dropped ?? 0) } };
+      // the limits and the queue live here, not in the workers: their figures are the primary's
+      const hostGate = limitsHost.gate;
+      const queue = { ...(report['queue'] as Record<string, unknown> | undefined), depth: hostGate?.queued ?? 0, slots_in_use: hostGate?.inFlight ?? 0 };
+      const clientLimits = { clients_tracked: limitsHost.limits.size, tokens_reserved: limitsHost.limits.outstanding() };
+      return { ...report, queue, client_limits: clientLimits, request_log: { enabled: config.requestLogEnabled, dropped_lines: ((report['request_log'] as { dropped_lines?: number } | undefined)?.dropped_lines ?? 0) + (requestsFile?.dropped ?? 0) } };
     },
   });
 

@@ -224,3 +224,35 @@ test('WORKERS=2 on a port already taken: the workers cannot listen, the primary 
     blocker.close();
   }
 });
+
+test('WORKERS=2: a client limit holds across the workers (the rate once, not twice), and so does MAX_CONCURRENT_REQUESTS', async () => {
+  const fake = await startFakeUpstream();
+  const proxy = await twoWorkers({ UPSTREAM_URL: fake.url, RATE_LIMIT_REQUESTS: '6', RATE_LIMIT_WINDOW: '3600', MAX_CONCURRENT_REQUESTS: '1', QUEUE_SIZE: '10' });
+  try {
+    // one slow stream holds the only slot; requests on fresh connections land on both workers
+    const slow = json(`${proxy.url}/v1/chat/completions`, { ...CHAT, stream: true }, { agent: false, headers: { 'x-fake-chunks': '4', 'x-fake-chunk-delay-ms': '300' } });
+    assert.ok(await waitFor(async () => (await stats(proxy)).queue.slots_in_use === 1, 5000), 'the stream took the slot');
+    const queued = [json(`${proxy.url}/v1/chat/completions`, CHAT, { agent: false }), json(`${proxy.url}/v1/chat/completions`, CHAT, { agent: false })];
+    // both wait behind the one slot, whichever worker took them: the cap is the cluster's
+    const s = await waitFor(async () => {
+      const st = await stats(proxy);
+      return st.queue.depth === 2 && st;
+    }, 5000);
+    assert.ok(s, 'two requests queued behind one slot across the workers');
+    assert.equal(s.queue.slots_in_use, 1);
+    assert.equal((await slow).status, 200);
+    assert.deepEqual((await Promise.all(queued)).map((r) => r.status), [200, 200]);
+    // 3 of the 6 requests of the bucket are spent; 8 more: 3 pass, 5 are refused, over both workers
+    const more = await chats(proxy.url, 8);
+    assert.deepEqual(more.map((r) => r.status), [200, 200, 200, 429, 429, 429, 429, 429]);
+    const lines = await waitFor(() => {
+      const l = logLines(proxy.logDir, 'requests.log');
+      return l.length >= 11 && l;
+    }, 5000);
+    const refusedBy = new Set(lines.filter((l) => l.status === 429).map((l) => l.worker));
+    assert.deepEqual([...refusedBy].sort(), [1, 2], 'both workers refused: each saw the bucket the other spent');
+  } finally {
+    await proxy.stop();
+    await fake.close();
+  }
+});

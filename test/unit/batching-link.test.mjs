@@ -24,9 +24,10 @@ function wires() {
   const primaryInner = (id) => {
     workerHandlers.set(id, new Map());
     return {
-      send(msg) {
+      send(msg, sent) {
         toPrimary.push([id, msg]);
         deliver(primaryHandlers, msg.ch, id, msg);
+        sent?.();
       },
       on: (ch, fn) => add(workerHandlers.get(id), ch, fn),
     };
@@ -127,4 +128,18 @@ test('unbatched messages from a sender that does not batch still reach the handl
   raw.send({ ch: '__batch', msgs: [{ ch: 'log', line: 'x' }, { ch: 'other', line: 'y' }] });
   raw.send({ ch: '__batch' });
   assert.deepEqual(got, ['plain', 'x']);
+});
+
+test('a sender waiting to know its message left hears it when the batch has left, not before', () => {
+  const w = wires();
+  const t = turns();
+  new BatchingWorkersLink(w.workersInner, t.defer);
+  const worker = new BatchingPrimaryLink(w.primaryInner(1), t.defer);
+  const sent = [];
+  worker.send({ ch: 'log', line: 'a' }, () => sent.push('a'));
+  worker.send({ ch: 'limits', op: 'enter' });
+  worker.send({ ch: 'log', line: 'b' }, () => sent.push('b'));
+  assert.deepEqual(sent, []);
+  t.endTurn();
+  assert.deepEqual(sent, ['a', 'b']);
 });
