@@ -15,7 +15,8 @@
  *          its write, x-fake-stamp: 1; one machine, one clock), the token events the client
  *          received, and the CPU of the target's processes (the proxy's primary and its
  *          workers: the process tree) divided by them: CPU µs per relayed event. A target's
- *          ramp goes on past the reference step until its lag p99 passes 10 ms.
+ *          ramp goes on past the reference step until its lag p99 passes 10 ms (a step over
+ *          it is measured once more, the lower kept: one noisy step must not end a ramp).
  *   burst  200 streams started together on fresh connections, a few rounds: time to the
  *          response head (TTFB) p50/p99.
  *
@@ -59,8 +60,17 @@ export async function partTokens(ctx, h) {
         if (k > p.refStreams && mine.steps.some((/** @type {any} */ s) => s.lagMs.p99 > LAG_LIMIT_MS)) continue;
         await h.waitQuiet(ctx, `tokens, ${t.name}, ${k} streams`);
         h.log(`tokens: ${t.name}, ${k} streams × ${p.rate} tokens/s = ${(k * p.rate).toLocaleString('en-US')} events/s nominal, ${p.measureMs / 1000} s measured`);
-        mine.steps.push(await rampStep(t, k, ctx, h));
+        let step = await rampStep(t, k, ctx, h);
         await h.sleep(300); // the cut streams' cleanup, outside the next window
+        if (step.lagMs.p99 > LAG_LIMIT_MS) {
+          // one noisy step must not end a ramp: measured once more, the lower lag is kept
+          // (on a shared machine noise only ever adds lag), both are in the JSON
+          h.log(`tokens: ${t.name}, ${k} streams: lag p99 ${step.lagMs.p99.toFixed(1)} ms > ${LAG_LIMIT_MS} ms, measured once more`);
+          const again = await rampStep(t, k, ctx, h);
+          await h.sleep(300);
+          step = { ...(again.lagMs.p99 < step.lagMs.p99 ? again : step), tries: [step, again] };
+        }
+        mine.steps.push(step);
       }
     }
     for (const t of targets) {
