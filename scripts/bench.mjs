@@ -18,6 +18,9 @@
  *                one of three upstreams killed under steady load (bench/fleet.mjs).
  *   fairness     a heavy and a light client behind 4 slots, fifo against fair queue order;
  *                and a key's tokens per minute held under 2 minutes of load (bench/fairness.mjs).
+ *   tokens       K streams of one ~220-byte SSE event per token at R tokens/s, K ramped:
+ *                CPU µs per relayed event, relay lag p99 and where it passes 10 ms, RSS;
+ *                TTFB of 200 streams started together; WORKERS=1 and 2 (bench/tokens.mjs).
  *
  * Prints Markdown tables, then one PASS/MISS line per target of the issue, and writes
  * everything as JSON to bench/results/<ISO date>.json (compare two with --compare=a,b).
@@ -35,6 +38,7 @@ import { freePort, writeNginxConfig } from './bench/nginx.mjs';
 import { analyseProfile, formatAnalysis } from './bench/cpuprofile.mjs';
 import { fleetTables, partFleet } from './bench/fleet.mjs';
 import { fairnessTables, partFairness } from './bench/fairness.mjs';
+import { partTokens, tokensTables } from './bench/tokens.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const HERE = join(ROOT, 'scripts', 'bench');
@@ -46,7 +50,7 @@ const STREAM_BODY = JSON.stringify({ model: 'fake-model', stream: true, stream_o
 
 const USAGE = `usage: node scripts/bench.mjs [options]     (npm run bench -- [options])
   --quick                 short run: 3 s per point, 64 connections only, 1,000 held streams only
-  --only=PARTS            throughput,streaming,concurrency,fleet,fairness,profile
+  --only=PARTS            throughput,streaming,concurrency,fleet,fairness,tokens,profile
                           (comma-separated; default all but profile)
   --profile               also profile openai-proxy (features on) with node --cpu-prof under the
                           throughput and the streaming loads, and print where its CPU time goes
@@ -71,7 +75,7 @@ const USAGE = `usage: node scripts/bench.mjs [options]     (npm run bench -- [op
 // ---------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const o = { quick: false, only: new Set(['throughput', 'streaming', 'concurrency', 'fleet', 'fairness']), profile: false, aligned: false, loadgen: /** @type {string|null} */ (null), nginx: true, proxy: join(ROOT, 'dist', 'main.js'), label: '', duration: 0, repeat: 0, wait: 15, out: '', compare: /** @type {string[]|null} */ (null) };
+  const o = { quick: false, only: new Set(['throughput', 'streaming', 'concurrency', 'fleet', 'fairness', 'tokens']), profile: false, aligned: false, loadgen: /** @type {string|null} */ (null), nginx: true, proxy: join(ROOT, 'dist', 'main.js'), label: '', duration: 0, repeat: 0, wait: 15, out: '', compare: /** @type {string[]|null} */ (null) };
   for (const arg of argv) {
     const [k, v] = arg.split(/=(.*)/s, 2);
     if (k === '--quick') o.quick = true;
@@ -80,7 +84,7 @@ function parseArgs(argv) {
     else if (k === '--aligned') o.aligned = true;
     else if (k === '--only' && v) {
       o.only = new Set(v.split(','));
-      for (const p of o.only) if (!['throughput', 'streaming', 'concurrency', 'fleet', 'fairness', 'profile'].includes(p)) throw new Error(`--only: unknown part ${p}`);
+      for (const p of o.only) if (!['throughput', 'streaming', 'concurrency', 'fleet', 'fairness', 'tokens', 'profile'].includes(p)) throw new Error(`--only: unknown part ${p}`);
       if (o.only.has('profile')) o.profile = true;
     } else if (k === '--loadgen' && (v === 'wrk' || v === 'node')) o.loadgen = v;
     else if (k === '--proxy' && v) o.proxy = resolve(v);
@@ -229,6 +233,7 @@ const FEATURES_ON = {
   METRICS_ENABLED: 'true',
   REQUEST_LOG_ENABLED: 'true',
 };
+const WORKERS2 = 'openai-proxy, features on, WORKERS=2';
 const FEATURES_OFF = { RATE_LIMIT_ENABLED: 'false', CIRCUIT_BREAKER_ENABLED: 'false', MAX_RETRIES: '0', METRICS_ENABLED: 'false', REQUEST_LOG_ENABLED: 'false' };
 
 /**
@@ -246,6 +251,7 @@ async function startOpenaiProxy(o) {
     LOG_LEVEL: 'INFO',
     LOG_STDOUT: 'true', // the 'listening' line tells the port
     POOL_SIZE: '20000',
+    WORKERS: '1', // one process unless a row asks for more: every row keeps its meaning whatever the default becomes
     ...(o.features === 'on' ? FEATURES_ON : FEATURES_OFF),
     ...(o.extraEnv ?? {}),
   };
@@ -258,7 +264,8 @@ async function startOpenaiProxy(o) {
     },
     `openai-proxy (${o.name})`,
   );
-  return { name: o.name, port, pids: () => [/** @type {number} */ (child.pid)], mainPid: child.pid ?? null, stop: () => stop(child, 10_000), child };
+  // the process tree: with WORKERS > 1 the primary's cluster workers are its children
+  return { name: o.name, port, pids: () => (child.pid ? processTree(child.pid) : []), mainPid: child.pid ?? null, stop: () => stop(child, 10_000), child };
 }
 
 /**
@@ -372,6 +379,7 @@ async function throughputPoint(t, o) {
     upstreamCpuUsPerRequest: (up1 - up0) / r.requests,
     rssBytes: pids.length ? rssOf(pids) : null,
     peakRssBytes: pids.length ? rssOf(pids, 'VmHWM') : null,
+    processes: pids.length || null,
     backgroundCores,
   };
 }
@@ -387,6 +395,8 @@ async function partThroughput(ctx) {
     () => startNaive(upstreamUrl),
     () => startOpenaiProxy({ name: 'openai-proxy, features on', main: opts.proxy, upstreamUrl, features: 'on', logDir: join(tmp, 'logs-on') }),
     () => startOpenaiProxy({ name: 'openai-proxy, features off', main: opts.proxy, upstreamUrl, features: 'off', logDir: join(tmp, 'logs-off') }),
+    // CPU and RSS of the primary and its workers (the process tree)
+    () => startOpenaiProxy({ name: WORKERS2, main: opts.proxy, upstreamUrl, features: 'on', logDir: join(tmp, 'logs-on-w2'), extraEnv: { WORKERS: '2' } }),
   ];
   if (ctx.nginx) makers.push(() => startNginx({ nginx: ctx.nginx, dir: join(tmp, 'nginx-tp'), upstreamPort: ups.fixed, buffering: true }));
   const targets = [];
@@ -764,6 +774,9 @@ function evaluateTargets(res) {
     add(on.cpuUsPerRequest <= 60, `features on ≤ 60 µs CPU per request (${c} conns)`, `${f(on.cpuUsPerRequest, 1)} µs/req (naive ${f(naive.cpuUsPerRequest, 1)}, off ${f(off.cpuUsPerRequest, 1)})`, [on]);
     if (ngx) add(on.cpuUsPerRequest <= 4 * ngx.cpuUsPerRequest, `features on CPU per request within 4× nginx's (${c} conns)`, `${f(on.cpuUsPerRequest, 1)} vs nginx ${f(ngx.cpuUsPerRequest, 1)} µs/req = ${f(on.cpuUsPerRequest / ngx.cpuUsPerRequest, 2)}×`, [on, ngx]);
     else add(null, `features on CPU within 4× nginx's (${c} conns)`, 'nginx not installed');
+    add(ratio >= 1.3, `features on ≥ 1.3× the naive Node proxy's throughput (${c} conns)`, `${int(on.rps)} vs ${int(naive.rps)} req/s = ${f(ratio, 2)}×`, [on, naive]);
+    const w2 = row(WORKERS2, c);
+    if (w2) add(w2.rps >= 1.4 * on.rps, `WORKERS=2 ≥ 1.4× the throughput of WORKERS=1, features on (${c} conns)`, `${int(w2.rps)} vs ${int(on.rps)} req/s = ${f(w2.rps / on.rps, 2)}× (${w2.processes ?? '?'} proxy processes; CPU ${f(w2.cpuUsPerRequest, 1)} vs ${f(on.cpuUsPerRequest, 1)} µs/req)`, [w2, on]);
     const diff = Math.abs(off.rps - on.rps) / off.rps;
     add(diff < 0.15, `features off vs on differ by < 15% (${c} conns)`, `off ${int(off.rps)} vs on ${int(on.rps)} req/s: ${f(100 * diff, 1)}% (CPU ${f(off.cpuUsPerRequest, 1)} vs ${f(on.cpuUsPerRequest, 1)} µs/req)`, [on, off]);
   }
@@ -776,6 +789,20 @@ function evaluateTargets(res) {
     if (sNgx) add(sOn.addedTotalP50Ms - sNgx.addedTotalP50Ms <= 10, 'streaming added total p50 within 10 ms of nginx', `added ${f(sOn.addedTotalP50Ms, 2)} ms vs nginx ${f(sNgx.addedTotalP50Ms, 2)} ms (Δ ${f(sOn.addedTotalP50Ms - sNgx.addedTotalP50Ms, 2)} ms)`, [sOn, sNgx, sDirect]);
     else add(null, 'streaming added total p50 within 10 ms of nginx', 'nginx not installed');
   } else add(null, 'streaming targets', 'streaming not run');
+  const tk = res.tokens?.rows ?? [];
+  const tW1 = tk.find((/** @type {any} */ r) => r.target === 'openai-proxy, WORKERS=1');
+  const tW2 = tk.find((/** @type {any} */ r) => r.target === 'openai-proxy, WORKERS=2');
+  const tNaive = tk.find((/** @type {any} */ r) => r.target === 'naive node proxy');
+  if (tW1?.ref && tNaive?.ref) {
+    const at = `${res.tokens.refStreams} streams × ${res.tokens.rate} tokens/s`;
+    const ratio = tW1.ref.cpuUsPerEvent / tNaive.ref.cpuUsPerEvent;
+    const w2 = tW2?.ref ? `; WORKERS=2 ${f(tW2.ref.cpuUsPerEvent, 2)} µs/event (${tW2.ref.processes ?? '?'} processes)` : '';
+    add(ratio <= 0.8, `token streams: CPU per relayed event ≤ 0.8× the naive proxy's (${at})`, `WORKERS=1 ${f(tW1.ref.cpuUsPerEvent, 2)} vs naive ${f(tNaive.ref.cpuUsPerEvent, 2)} µs/event = ${f(ratio, 2)}×${w2}`, [tW1.ref, tNaive.ref]);
+    const b1 = tW1.burst;
+    const bn = tNaive.burst;
+    const b2 = tW2?.burst ? `; WORKERS=2 ${f(tW2.burst.ttfbMs.p50, 2)} / ${f(tW2.burst.ttfbMs.p99, 2)} ms` : '';
+    add(b1.ttfbMs.p50 <= bn.ttfbMs.p50 && b1.ttfbMs.p99 <= bn.ttfbMs.p99 && b1.failed === 0, `token streams: TTFB of a ${b1.streams}-stream burst ≤ the naive proxy's (p50 and p99)`, `WORKERS=1 p50 / p99 ${f(b1.ttfbMs.p50, 2)} / ${f(b1.ttfbMs.p99, 2)} ms vs naive ${f(bn.ttfbMs.p50, 2)} / ${f(bn.ttfbMs.p99, 2)} ms${b2}; failed ${b1.failed}`, [b1, bn]);
+  } else add(null, 'token-rate targets', res.tokens ? 'no reference step for openai-proxy or the naive proxy' : 'tokens not run');
   const cc = res.concurrency ?? [];
   const big = cc.filter((/** @type {any} */ r) => r.target === 'openai-proxy, features on').sort((/** @type {any} */ a, /** @type {any} */ b) => b.streams - a.streams)[0];
   if (big && big.streams >= 10_000) {
@@ -818,6 +845,11 @@ function compare(a, b) {
     return [r.target, int(r.streams), o ? f(MB(o.peakRssBytes), 1) : '—', f(MB(r.peakRssBytes), 1), o ? int(o.dropped) : '—', int(r.dropped)];
   });
   if (cc.length) lines.push(table(['target', 'streams', 'RSS MB A', 'RSS MB B', 'dropped A', 'dropped B'], cc), '');
+  const tk = (B.tokens?.rows ?? []).map((/** @type {any} */ r) => {
+    const o = (A.tokens?.rows ?? []).find((/** @type {any} */ x) => x.target === r.target);
+    return [r.target, f(o?.ref?.cpuUsPerEvent, 2), f(r.ref?.cpuUsPerEvent, 2), f(o?.ref?.lagMs.p99, 2), f(r.ref?.lagMs.p99, 2), f(o?.burst?.ttfbMs.p99, 2), f(r.burst?.ttfbMs.p99, 2)];
+  });
+  if (tk.length) lines.push(table(['target', 'CPU µs/event A', 'CPU µs/event B', 'token lag p99 A', 'token lag p99 B', 'burst TTFB p99 A', 'burst TTFB p99 B'], tk), '');
   const ta = new Map((A.targets ?? []).map((/** @type {any} */ t) => [t.target, t.status]));
   for (const t of B.targets ?? []) lines.push(`${ta.get(t.target) ?? '?'} → ${t.status}  ${t.target}`);
   process.stdout.write(lines.join('\n') + '\n');
@@ -835,10 +867,13 @@ async function main() {
     return;
   }
   if (!existsSync(opts.proxy)) throw new Error(`${opts.proxy} not found: run npm run build first`);
+  const tokens = opts.quick
+    ? { rate: 50, chunks: 100, steps: [50, 100, 150, 200, 300], refStreams: 100, warmupMs: 1000, measureMs: 3000, burst: 200, burstRounds: 3, burstChunks: 10 }
+    : { rate: 50, chunks: 200, steps: [25, 50, 100, 150, 200, 300, 400, 600, 800], refStreams: 100, warmupMs: 1500, measureMs: 5000, burst: 200, burstRounds: 5, burstChunks: 10 };
   const plan = opts.quick
     ? { connections: [64], durationMs: (opts.duration || 3) * 1000, warmupMs: 1000, repeat: opts.repeat || 1, streams: 200, chunks: 20, chunkDelayMs: 20, streamRounds: 2, streamSeconds: 3, streamRepeat: 1, held: [1000], heldChunks: 10, heldDelayMs: 2000, heldDeadlineMs: 90_000 }
     : { connections: [16, 64], durationMs: (opts.duration || 5) * 1000, warmupMs: 1000, repeat: opts.repeat || 3, streams: 200, chunks: 20, chunkDelayMs: 20, streamRounds: 5, streamSeconds: 5, streamRepeat: 3, held: [1000, 10_000], heldChunks: 10, heldDelayMs: 2000, heldDeadlineMs: 120_000 };
-  Object.assign(plan, { aligned: opts.aligned });
+  Object.assign(plan, { aligned: opts.aligned, tokens });
   const wrkPath = which('wrk');
   const nginxPath = opts.nginx ? which('nginx') : null;
   const useWrk = opts.loadgen === 'node' ? null : wrkPath;
@@ -875,6 +910,7 @@ async function main() {
       res.fleet = await partFleet(ctx, { startOpenaiProxy, throughputPoint, writeLua, loadgen, getJson, log, sleep, baseEnv, HERE, CHAT_BODY, AUTH, PATH });
     }
     if (opts.only.has('fairness')) res.fairness = await partFairness(ctx, { startOpenaiProxy, log, sleep });
+    if (opts.only.has('tokens')) res.tokens = await partTokens(ctx, { directTarget, startNaive, startNginx, startOpenaiProxy, loadgen, cpuOf, rssOf, getJson, waitQuiet, log, sleep, STREAM_BODY, AUTH, PATH });
     if (opts.profile) res.profile = await partProfile(ctx);
   } finally {
     await stop(ups.child);
@@ -889,6 +925,7 @@ async function main() {
   if (res.concurrency) out.push(`### Concurrency: slow streams held open (${plan.heldChunks} chunks ${plan.heldDelayMs / 1000} s apart)`, '', concurrencyTable(res.concurrency), '');
   if (res.fleet) out.push(`### Several upstreams: balancing cost at 64 connections, best of ${plan.repeat} runs`, '', fleetTables(res.fleet, table), '');
   if (res.fairness) out.push(`### Fairness: a heavy client (50 in flight) and a light one (1 at a time) behind 4 slots, service time S = ${res.fairness.fairness[0]?.serviceMs} ms`, '', fairnessTables(res.fairness, table), '');
+  if (res.tokens) out.push(`### Token rate: streams of one SSE event per token at ${res.tokens.rate} tokens/s, ${res.tokens.chunks} tokens each, features on`, '', tokensTables(res.tokens, table), '');
   if (res.profile?.throughput) out.push(`### CPU profile of openai-proxy, features on, throughput load (${res.profile.throughput.profile}; ${int(res.profile.throughput.underProfiler.rps)} req/s under the profiler)`, '', formatAnalysis(res.profile.throughput.analysis, 20), '');
   if (res.profile?.streaming) out.push(`### CPU profile of openai-proxy, features on, streaming load (${res.profile.streaming.profile}; lag p99 ${f(res.profile.streaming.underProfiler.lagP99Ms, 1)} ms under the profiler)`, '', formatAnalysis(res.profile.streaming.analysis, 20), '');
   out.push('### Targets', '', '```');

@@ -56,6 +56,9 @@ const USAGE = `usage: node scripts/fake-upstream.mjs [--port N] [--name NAME] [-
   --h2c               cleartext HTTP/2 with prior knowledge instead of HTTP/1.1
   --chunks N          streamed chunks per answer (default 5; header x-fake-chunks)
   --chunk-delay-ms N  delay between chunks (default 10; header x-fake-chunk-delay-ms)
+                      (header x-fake-tokens-per-second R, a decimal: chunks at R a second
+                      on a schedule from the stream's start, so late timers do not drift it;
+                      header x-fake-stamp: 1 adds "ts", the write's wall-clock ms, to each)
                       (header x-fake-cached-tokens N: chat and completions usage reports
                       N of the prompt tokens as cached, prompt_tokens_details.cached_tokens)
   --verbose           log each request to stderr

@@ -10,6 +10,9 @@
  *               open (the concurrency part); per stream: time to first byte (the response
  *               head), total time, and per chunk the relay lag = arrival − the `"ts"` the
  *               bench's SSE upstream wrote in it (same machine, same clock).
+ *               For the token-rate part, a measured window inside a steady run: only the
+ *               events that arrive in it count, the parent is told when it opens and closes
+ *               (it reads the target's CPU then), streams still open at its end are cut.
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -174,11 +177,19 @@ async function throughputRun(o) {
  * @param {{host: string, port: number, path: string, body: string, headers?: Record<string,string>,
  *   streams: number, rounds?: number, maxConnecting?: number, deadlineMs: number, keepAlive?: boolean,
  *   staggerMs?: number, expectChunks?: number, progressMs?: number, warmupRounds?: number, handshake?: boolean,
- *   windowOn?: 'head'|'connect', durationMs?: number, warmupMs?: number, streamMs?: number}} o
+ *   windowOn?: 'head'|'connect', durationMs?: number, warmupMs?: number, streamMs?: number,
+ *   chunks?: number, spreadEnds?: boolean, measureFromMs?: number, cutAtEnd?: boolean}} o
  *
  * With `durationMs`: a closed loop of `streams` virtual users, each starting its next stream
  * as soon as the last one ended, for that long (the first starts spread over `staggerMs`):
  * a steady `streams` streams open at once. Else `rounds` rounds of `streams` streams.
+ *
+ * `chunks`: each stream asks for that many (x-fake-chunks). With `spreadEnds`, user i's first
+ * stream asks for only ⌈chunks·(i+1)/streams⌉: the streams' ends, hence their restarts, are
+ * spread evenly over one stream from the start, a steady state without a ramp. With
+ * `measureFromMs`, events count only from then to `durationMs` (emitting
+ * {"event":"window","phase":"open"|"close"} at both ends), and with `cutAtEnd` the streams
+ * still open at `durationMs` are closed there instead of run to their end (counted as cut).
  */
 async function streams(o) {
   if (o.warmupRounds || o.warmupMs) {
@@ -324,13 +335,32 @@ async function streamsRun(o) {
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   const body = Buffer.from(o.body);
-  const request = Buffer.concat([
-    Buffer.from(`POST ${o.path} HTTP/1.1\r\nhost: ${o.host}:${o.port}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n${keepAlive ? '' : 'connection: close\r\n'}${extra}\r\n`, 'latin1'),
-    body,
-  ]);
+  /** @type {Map<number, Buffer>} */
+  const requests = new Map();
+  /** The request asking for `chunks` chunks (or as the headers say, when 0). @param {number} chunks */
+  const requestFor = (chunks) => {
+    let r = requests.get(chunks);
+    if (!r) {
+      const ask = chunks > 0 ? `x-fake-chunks: ${chunks}\r\n` : '';
+      r = Buffer.concat([
+        Buffer.from(`POST ${o.path} HTTP/1.1\r\nhost: ${o.host}:${o.port}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n${keepAlive ? '' : 'connection: close\r\n'}${ask}${extra}\r\n`, 'latin1'),
+        body,
+      ]);
+      requests.set(chunks, r);
+    }
+    return r;
+  };
   /** @type {Set<net.Socket>} */
   const live = new Set();
   let stopping = false;
+  let cutting = false;
+  // the measured window: open from the start unless measureFromMs delays it
+  let counting = !o.measureFromMs;
+  let windowEvents = 0;
+  /** @type {{at: number, cpu: NodeJS.CpuUsage}|null} */
+  let windowOpen = null;
+  /** @type {{seconds: number, events: number, loadgenCores: number}|null} */
+  let measured = null;
 
   /** @param {string} why */
   const fail = (why) => {
@@ -340,10 +370,11 @@ async function streamsRun(o) {
   /**
    * One stream, start to end. `onHead` when its response head arrives, or with
    * `windowOn: 'connect'` as soon as its connection is established (the ramp of the held
-   * streams only has to keep the listen backlogs from overflowing).
+   * streams only has to keep the listen backlogs from overflowing). `ask` chunks (0: as
+   * the headers say), `expect` of them at least.
    * @param {() => void} onHead @returns {Promise<void>}
    */
-  const one = (onHead) =>
+  const one = (onHead, ask = o.chunks ?? 0, expect = o.chunks ?? o.expectChunks) =>
     new Promise((resolve) => {
       const start = performance.now();
       let opened = false;
@@ -366,8 +397,11 @@ async function streamsRun(o) {
         }
         if (ev.includes('"error"')) errorEvent = true;
         chunks++;
+        if (!counting) return;
         const at = ev.lastIndexOf('"ts":');
-        if (at >= 0 && nLag < lagCap) lags[nLag++] = arrival - Number.parseFloat(ev.slice(at + 5));
+        if (at < 0) return;
+        windowEvents++;
+        if (nLag < lagCap) lags[nLag++] = arrival - Number.parseFloat(ev.slice(at + 5));
       });
       /** @param {string|null} why @param {boolean} reusable */
       const settle = (why, reusable) => {
@@ -408,12 +442,13 @@ async function streamsRun(o) {
         if (ended) {
           const reusable = res.keepAlive && keepAlive;
           if (errorEvent) settle('error_event', reusable);
-          else if (!done || (o.expectChunks !== undefined && chunks < o.expectChunks)) settle('incomplete', reusable);
+          else if (!done || (expect !== undefined && chunks < expect)) settle('incomplete', reusable);
           else settle(null, reusable);
         }
       };
       const onClose = () => {
-        if (stopping) settle('timeout', false);
+        if (cutting) settle('cut', false);
+        else if (stopping) settle('timeout', false);
         else if (res.headDone && res.mode === 'close') settle(done && !errorEvent ? null : errorEvent ? 'error_event' : 'incomplete', false);
         else settle(res.headDone ? 'reset_mid_stream' : reused ? 'closed_before_head (reused socket)' : 'closed_before_head', false);
       };
@@ -423,7 +458,7 @@ async function streamsRun(o) {
       sock.on('data', onData);
       sock.on('close', onClose);
       sock.on('error', onError);
-      sock.write(request);
+      sock.write(requestFor(ask));
     });
 
   const deadline = setTimeout(() => {
@@ -436,12 +471,40 @@ async function streamsRun(o) {
 
   if (o.durationMs) {
     const endAt = performance.now() + o.durationMs;
+    /** @type {NodeJS.Timeout|null} */
+    let opener = null;
+    if (o.measureFromMs) {
+      opener = setTimeout(() => {
+        counting = true;
+        windowOpen = { at: performance.now(), cpu: process.cpuUsage() };
+        emit({ event: 'window', phase: 'open' });
+      }, o.measureFromMs);
+    }
+    const closer = setTimeout(() => {
+      if (windowOpen) {
+        const seconds = (performance.now() - windowOpen.at) / 1000;
+        const cpu = process.cpuUsage(windowOpen.cpu);
+        measured = { seconds, events: windowEvents, loadgenCores: (cpu.user + cpu.system) / 1e6 / seconds };
+        emit({ event: 'window', phase: 'close' });
+      }
+      counting = false;
+      if (o.cutAtEnd) {
+        cutting = stopping = true;
+        for (const sock of live) sock.destroy();
+      }
+    }, o.durationMs);
     const user = async (/** @type {number} */ i) => {
       const offset = ((o.staggerMs ?? 0) * i) / o.streams;
       if (offset >= 1) await new Promise((res) => setTimeout(res, Math.floor(offset)));
+      if (o.spreadEnds && o.chunks && !stopping) {
+        const first = Math.max(1, Math.ceil((o.chunks * (i + 1)) / o.streams));
+        await one(() => {}, first, first);
+      }
       while (!stopping && performance.now() < endAt) await one(() => {});
     };
     await Promise.all(Array.from({ length: o.streams }, (_, i) => user(i)));
+    if (opener) clearTimeout(opener);
+    clearTimeout(closer);
   }
   for (let r = 0; r < rounds && !stopping && !o.durationMs; r++) {
     /** @type {Promise<void>[]} */
@@ -474,13 +537,17 @@ async function streamsRun(o) {
   }
   clearTimeout(deadline);
   if (progress) clearInterval(progress);
+  const cut = failures.cut ?? 0;
+  delete failures.cut;
   return {
     streams: o.streams,
     rounds: o.durationMs ? null : rounds,
     attempted,
     ok,
-    failed: attempted - ok,
+    failed: attempted - ok - cut,
+    cut,
     failures,
+    window: measured,
     peakOpen,
     allOpenAtMs: allOpenAt,
     seconds: (performance.now() - t0) / 1000,
