@@ -29,6 +29,9 @@ export interface RemoteLimitsOptions {
   readonly timeoutMs?: number;
 }
 
+/** The id of a ticket the primary never heard of (its client has no limit). */
+const UNLIMITED = -1;
+
 class RemoteTicket implements LimitTicket {
   /** Tokens the primary reserved for it (0: none, or not known). */
   reserved = 0;
@@ -76,6 +79,12 @@ export class RemoteLimits implements LimitStore {
   }
 
   enter(key: string, policy: ClientPolicy): Promise<Entered> {
+    // a client that nothing limits has nothing to ask the primary: no message either way
+    if (policy.requests === null && policy.tokensPerMinute === null && policy.maxParallel === null) {
+      const ticket = new RemoteTicket(UNLIMITED, key, policy);
+      this.opened(ticket);
+      return Promise.resolve({ ok: true, ticket, requests: null, tokens: null });
+    }
     return new Promise((resolve) => {
       const ticket = new RemoteTicket(0, key, policy);
       if (this.closed) return this.failOpen({ kind: 'enter', ticket, resolve });
@@ -87,7 +96,8 @@ export class RemoteLimits implements LimitStore {
 
   reserve(ticket: LimitTicket, estimate: number): Promise<Reserved> {
     const t = own(ticket);
-    if (t.left) return Promise.resolve(null);
+    // no token limit: the primary would answer null (nothing reserved) a round trip later
+    if (t.left || t.policy.tokensPerMinute === null) return Promise.resolve(null);
     return new Promise((resolve) => {
       const call: Call = { kind: 'reserve', ticket: t, estimate, resolve };
       if (this.closed) return this.failOpen(call);
@@ -108,7 +118,7 @@ export class RemoteLimits implements LimitStore {
     const n = this.openBy.get(t.key) ?? 1;
     if (n <= 1) this.openBy.delete(t.key);
     else this.openBy.set(t.key, n - 1);
-    if (!this.closed) this.send({ ch: LIMITS_CHANNEL, op: 'leave', t: t.id, actual: Number.isFinite(actualTokens) ? actualTokens : null });
+    if (!this.closed && t.id !== UNLIMITED) this.send({ ch: LIMITS_CHANNEL, op: 'leave', t: t.id, actual: Number.isFinite(actualTokens) ? actualTokens : null });
   }
 
   /** The link to the primary is gone: every call waiting fails open now, and every later one at once. */

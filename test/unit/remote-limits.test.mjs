@@ -9,7 +9,7 @@ import { LimitsHost } from '../../dist/cluster/limits-host.js';
 import { RemoteLimits } from '../../dist/cluster/remote-limits.js';
 import { LocalLimits } from '../../dist/resilience/local-limits.js';
 import { FakeClock } from './orchestration-fakes.mjs';
-import { memoryCluster } from './memory-link.mjs';
+import { flush, memoryCluster } from './memory-link.mjs';
 import { prng } from './prng.mjs';
 
 const NO_GATE = parseConfig({});
@@ -298,7 +298,7 @@ test('the link lost: waiting calls fail open now, later ones at once, and nothin
   w.close();
   await net.settle();
   assert.equal(waiting.value.ok, true);
-  const later = track(w.enter('alice', policy()));
+  const later = track(w.enter('alice', policy({ tokensPerMinute: 1000 })));
   await net.settle();
   assert.equal(later.value.ok, true);
   assert.equal((await w.reserve(later.value.ticket, 10)), null);
@@ -313,4 +313,33 @@ test('a ticket of another store is refused loudly', async () => {
   const e = await local.enter('alice', policy());
   assert.throws(() => workers[0].reserve(e.ticket, 1), TypeError);
   assert.throws(() => local.leave({ key: 'x', policy: policy() }, 0), TypeError);
+});
+
+test('a client nothing limits costs no message; without a token limit, reserve asks nothing either', async () => {
+  const { net, host, workers } = cluster(1);
+  const [w] = workers;
+  const entering = track(w.enter('anyone', policy({ requests: null })));
+  await flush();
+  assert.ok(entering.done, 'answered without the primary');
+  const free = entering.value;
+  assert.deepEqual(view(free), { ok: true, requests: null, tokens: null });
+  const r = track(w.reserve(free.ticket, 500));
+  await flush();
+  assert.ok(r.done && r.value === null);
+  assert.equal(w.size, 1, 'counted open in this worker');
+  w.leave(free.ticket, 10);
+  assert.equal(w.size, 0);
+  assert.equal(net.queue.length, 0, 'nothing was sent');
+  assert.equal(host.limits.size, 0, 'the primary never heard of it');
+  // a request limit alone: enter asks, reserve does not
+  const limited = await call(net, w.enter('alice', policy()));
+  assert.equal(limited.ok, true);
+  assert.equal(limited.requests.remaining, 4);
+  const reserving = track(w.reserve(limited.ticket, 500));
+  await flush();
+  assert.ok(reserving.done && reserving.value === null, 'no token limit: nothing reserved, at once');
+  assert.equal(net.queue.length, 0, 'no reserve went out');
+  w.leave(limited.ticket, 10);
+  assert.equal(net.queue.length, 1, 'its leave did');
+  assert.equal(w.failedOpen, 0);
 });
