@@ -8,11 +8,11 @@
  *   and the reasoning, `reasoning` or `reasoning_content` (once, the longer: some servers
  *   send the same text under both names), read key by key; then, when the delta holds a
  *   nested value (`tool_calls`, `function_call`), the string `arguments` from there to the
- *   chunk's end. From there on, other text keys are not looked for: one written after the
- *   nested value in the same delta (no known server does: vLLM, SGLang, OpenAI and
- *   llama.cpp put `content` first), or in a later event of the same chunk (servers write one
- *   event at a time; two arrive in one chunk only when writes coalesce) is not counted.
- *   Not counted at all: roles, tool names and ids, audio.
+ *   end of its line (its event), and deltas again from the next line: a chunk often holds
+ *   several events (the proxy hands on what one upstream read brought as one chunk). Text
+ *   written after the nested value in the same delta is not counted (no known server does:
+ *   vLLM, SGLang, OpenAI and llama.cpp put `content` first). Not counted at all: roles,
+ *   tool names and ids, audio.
  * - legacy completions (a stream whose first chunk has `"object":"text_completion"`):
  *   `choices[].text`.
  * - any other stream (Responses API, transcriptions): an event's string `delta`
@@ -35,10 +35,7 @@ import { B, countString, find, findEither, keyPair, needle, skipSpace, startsWit
 /** What a pass over a chunk looks for: `"usage"` (read by usage.ts) and where text is. */
 const DELTA_KEYS = keyPair('"usage"', '"delta"');
 const COMPLETIONS_KEYS = keyPair('"usage"', '"text"');
-/**
- * After a delta's nested value, to the chunk's end: its tool calls' arguments. Not `"delta"`:
- * the flat text of a later event in the same chunk (upstream writes coalesced) is not counted.
- */
+/** After a delta's nested value, to the end of its line: its tool calls' arguments. */
 const ARGUMENTS_KEYS = keyPair('"usage"', '"arguments"');
 const OBJECT_KEY = needle('"object"');
 const TYPE_KEY = needle('"type"');
@@ -63,8 +60,9 @@ export class SseTextCounter {
   #chars = 0;
   #kind = Kind.Unknown;
   #kindScans = 0;
-  /** In this scan, a delta held a nested value: tool-call arguments are looked for too. */
+  /** A delta held a nested value: tool-call arguments are looked for, up to #argumentsEnd (its line's end). */
   #arguments = false;
+  #argumentsEnd = 0;
   /** Where countString leaves the characters of the string it read. */
   readonly #string = { chars: 0 };
 
@@ -84,7 +82,12 @@ export class SseTextCounter {
    * text (for countAt), or -1: one pass over the chunk for both.
    */
   nextKey(buf: Buffer, at: number, to: number): number {
-    if (this.#arguments) return findEither(buf, ARGUMENTS_KEYS, at, to);
+    if (this.#arguments) {
+      const hit = findEither(buf, ARGUMENTS_KEYS, at, this.#argumentsEnd);
+      if (hit !== -1) return hit;
+      this.#arguments = false; // that event is read: the next ones are deltas again
+      at = Math.max(at, this.#argumentsEnd);
+    }
     return this.#kind === Kind.Completions ? findEither(buf, COMPLETIONS_KEYS, at, to) : findEither(buf, DELTA_KEYS, at, to);
   }
 
@@ -129,6 +132,8 @@ export class SseTextCounter {
         end++;
       } else if (v === B.OpenBrace || v === B.OpenBracket) {
         this.#arguments = true;
+        const lf = buf.indexOf(B.LF, value);
+        this.#argumentsEnd = lf === -1 || lf > to ? to : lf;
         i = value;
         break;
       } else {

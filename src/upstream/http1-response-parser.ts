@@ -284,6 +284,10 @@ export class ResponseParser {
   }
 
   private readChunkSize(data: Buffer, at: number): number {
+    if (this.partial === null) {
+      const next = this.plainChunkSize(data, at);
+      if (next !== -1) return next;
+    }
     const held = this.partial === null ? 0 : this.partial.length;
     const buf = this.gather(data, at);
     const nl = buf.indexOf(0x0a, Math.max(0, held));
@@ -307,6 +311,33 @@ export class ResponseParser {
       this.remaining = size;
     }
     return next;
+  }
+
+  /**
+   * The usual size line, whole in `data` from `at`: hex digits and CRLF, read off the bytes
+   * (one per SSE event: no string, no regex). Returns where the chunk's data starts, or -1
+   * for anything else (an extension, spaces, a line split across reads), which readChunkSize
+   * then reads the general way.
+   */
+  private plainChunkSize(data: Buffer, at: number): number {
+    let size = 0;
+    let i = at;
+    const end = Math.min(data.length, at + 12);
+    for (; i < end; i++) {
+      const c = data[i]!;
+      const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
+      if (d === -1) break;
+      size = size * 16 + d;
+    }
+    if (i === at || i + 1 >= data.length || data[i] !== 0x0d || data[i + 1] !== 0x0a) return -1;
+    if (size === 0) {
+      this.state = State.Trailers;
+      this.remaining = 0;
+    } else {
+      this.state = State.ChunkData;
+      this.remaining = size;
+    }
+    return i + 2;
   }
 
   /** Trailer fields after the last chunk: read and dropped, up to the blank line. */

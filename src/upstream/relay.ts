@@ -10,6 +10,13 @@
  * never ends in half an event. A non-SSE body that breaks is cut (the client sees it
  * incomplete).
  *
+ * An SSE answer to an HTTP/1.1 client (chunked: no length) is written straight to the client's
+ * socket, each upstream read's events as one chunk (http/chunk-frame.ts) in one write, the
+ * head flushed first; `res.end()` still writes the last chunk, and anything else (an error
+ * event) still goes through `res.write`, after it on the same socket. Backpressure is the
+ * socket's own: its write returning false pauses the upstream until its 'drain'. Other
+ * answers (a sized body, an HTTP/1.0 client) go through `res.write` as before.
+ *
  * The request's lifetime decides how a relay ends early: the client leaving aborts the
  * upstream request at once (the model stops generating); TIMEOUT of silence between chunks
  * and shutdown end the stream like a break, each with its own error code. Each chunk, and
@@ -21,6 +28,7 @@ import type { EndReason } from '../cancel.js';
 import type { Lifetime } from '../proxy/lifetime.js';
 import type { BodySink } from './body-channel.js';
 import type { UpstreamResponse } from './transport.js';
+import { chunkFrame } from '../http/chunk-frame.js';
 import { toClientHeaders } from '../http/headers.js';
 import { streamErrorEvent } from './stream-error-event.js';
 
@@ -93,6 +101,10 @@ class Relay implements BodySink {
   private lastWritten: Buffer | null = null;
   private settled = false;
   private offEnded: (() => void) | null = null;
+  /** The client's socket, when events are framed and written to it directly (see the top). */
+  private direct: Socket | null = null;
+  /** A direct write was refused: the upstream waits for the socket's 'drain'. */
+  private awaitingDrain = false;
 
   constructor(
     private readonly up: UpstreamResponse,
@@ -108,6 +120,16 @@ class Relay implements BodySink {
     res.on('drain', this.onDrain);
     this.offEnded = life.cancel.onAbort(this.onEnded); // at once if it already ended
     if (this.settled) return;
+    const socket = res.socket as Socket | null;
+    if (this.sse && res.chunkedEncoding && socket !== null) {
+      // the head first, corked with what arrived with it: one packet, as res.write made it
+      this.direct = socket;
+      socket.cork();
+      res.flushHeaders();
+      this.up.body.read(this);
+      socket.uncork();
+      return;
+    }
     // last: what arrived with the head is delivered at once, maybe the whole body
     this.up.body.read(this);
     // a stream whose first events have not come yet: its head goes out now, so the client
@@ -150,8 +172,20 @@ class Relay implements BodySink {
     if (this.bytesOut === 0) this.life.markFirstByte();
     this.bytesOut += chunk.length;
     this.lastWritten = chunk;
-    if (!this.res.write(chunk)) this.up.body.pause();
+    const direct = this.direct;
+    if (direct === null) {
+      if (!this.res.write(chunk)) this.up.body.pause();
+    } else if (chunk.length > 0 && !direct.write(chunkFrame(chunk)) && !this.awaitingDrain) {
+      this.awaitingDrain = true;
+      direct.once('drain', this.onSocketDrain);
+      this.up.body.pause();
+    }
   }
+
+  private readonly onSocketDrain = (): void => {
+    this.awaitingDrain = false;
+    this.onDrain();
+  };
 
   private readonly onDrain = (): void => {
     this.life.touch(); // a slow reader paused the upstream: that silence is not the upstream's
@@ -167,6 +201,8 @@ class Relay implements BodySink {
     this.settled = true;
     const { res, up, opts, life } = this;
     res.off('drain', this.onDrain);
+    if (this.awaitingDrain) this.direct?.off('drain', this.onSocketDrain);
+    this.direct = null;
     this.offEnded?.();
     if (outcome === 'complete') {
       life.markFirstByte(); // an empty body: the end is the first (and last) thing the client gets

@@ -552,6 +552,21 @@ test('the head size limit does not depend on how the bytes are split', () => {
   assert.ok(largest >= max - 8 && largest < max + 8, `some sizes pass and some fail around the limit (largest ${largest})`);
 });
 
+test('chunk sizes in either hex case, with leading zeros, extensions or spaces, whole or split: the same body', () => {
+  const head = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+  const data = 'x'.repeat(0x1a);
+  for (const line of ['1a', '1A', '001a', '00000000001A', '1a;name=value', '1a ', '1a\t;x']) {
+    const raw = bytes(`${head}${line}\r\n${data}\r\n3\r\nend\r\n0\r\n\r\n`);
+    for (let cut = head.length; cut <= head.length + line.length + 2; cut++) {
+      const r = recorder();
+      r.parser.expect(false);
+      feedCut(r.parser, raw, [cut]);
+      assert.equal(r.body.toString(), data + 'end', `${JSON.stringify(line)} cut at ${cut}`);
+      assert.deepEqual(r.completes, [true]);
+    }
+  }
+});
+
 test('a bad chunk size is HPE_INVALID_CHUNK_SIZE', () => {
   const head = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
   for (const line of ['zz', '', '-5', '0x5', ';ext', '1234567890abc']) {

@@ -71,6 +71,16 @@ test('tool calls: the arguments count, names and ids do not', () => {
   assert.equal(w.textChars(), chars('{"city": ', '"Paris"}', '{}', '[1]', '{"a":1}'));
 });
 
+test('tool calls and text in one chunk (events of one upstream read): each event read as its own', () => {
+  const call = (args) => chatChunk(JSON.stringify({ tool_calls: [{ index: 0, function: { arguments: args } }] }));
+  const events = [content('Let me check.'), call('{"city": '), content(' (one moment)'), call('"Paris"}'), content('Done')];
+  const expected = chars('Let me check.', '{"city": ', ' (one moment)', '"Paris"}', 'Done');
+  assert.equal(watch(...events).textChars(), expected, 'one event per chunk');
+  assert.equal(watch(events.join('')).textChars(), expected, 'all in one chunk');
+  const later = 'data: {"id":"x","arguments":"not a tool call"}\n\n';
+  assert.equal(watch(call('{}') + later).textChars(), 2, 'an "arguments" key on a later line is not one of the tool call');
+});
+
 test('deltas with nulls (SGLang), OpenAI first chunks and refusals', () => {
   const w = watch(
     chatChunk('{"role":"assistant","content":"","refusal":null}'),
