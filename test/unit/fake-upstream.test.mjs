@@ -146,9 +146,12 @@ test('h1: chat stream of N chunks with usage, then [DONE]; non-stream usage', as
 });
 
 test('h1: x-fake-tokens-per-second paces a stream on a schedule; x-fake-stamp: 1 stamps each token with its write time', async (t) => {
-  // a chunk delay of 50 ms: a stream that ignored the rate would take 2 s
-  const fake = await startFakeUpstream({ chunkDelayMs: 50 });
+  // a chunk delay of 1 s: a stream that ignored the rate would take 40 s, one paced at 400/s
+  // takes 0.1 s, so however loaded the machine, the bound of 20 s tells them apart
+  const fake = await startFakeUpstream({ chunkDelayMs: 1000 });
   t.after(() => fake.close());
+  const fast = await startFakeUpstream({ chunkDelayMs: 50 });
+  t.after(() => fast.close());
   const chat = { model: 'fake-model', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] };
 
   const sent = performance.timeOrigin + performance.now();
@@ -164,14 +167,14 @@ test('h1: x-fake-tokens-per-second paces a stream on a schedule; x-fake-stamp: 1
   assert.ok(ts.every((v, i) => typeof v === 'number' && v >= sent - 1 && (i === 0 || v >= ts[i - 1])), `stamps in write order: ${ts}`);
   // 40 tokens at 400/s: 2.5 ms apart on the schedule, never faster (1 ms for a timer's rounding)
   assert.ok(ts[39] - ts[0] >= 39 * 2.5 - 3, `first to last token ${ts[39] - ts[0]} ms`);
-  assert.ok(took < 1000, `the rate, not the 50 ms chunk delay, paced it: ${took} ms`);
+  assert.ok(took < 20_000, `the rate, not the 1 s chunk delay, paced it: ${took} ms`);
   assert.equal(JSON.parse(events[40]).ts, undefined, 'the usage chunk is not a paced token');
 
-  const plain = sseData((await postJson(`${fake.url}/v1/chat/completions`, chat, { 'x-fake-chunks': '2', 'x-fake-tokens-per-second': '1000' })).body);
+  const plain = sseData((await postJson(`${fast.url}/v1/chat/completions`, chat, { 'x-fake-chunks': '2', 'x-fake-tokens-per-second': '1000' })).body);
   assert.ok(plain.slice(0, 2).every((e) => !('ts' in JSON.parse(e))), 'no stamp unless asked');
 
   const t0 = performance.now();
-  await postJson(`${fake.url}/v1/chat/completions`, chat, { 'x-fake-chunks': '2', 'x-fake-tokens-per-second': '0' });
+  await postJson(`${fast.url}/v1/chat/completions`, chat, { 'x-fake-chunks': '2', 'x-fake-tokens-per-second': '0' });
   assert.ok(performance.now() - t0 >= 2 * 50 - 2, 'a rate that is not > 0 leaves the chunk delay in charge');
 });
 
