@@ -267,3 +267,43 @@ test('a lease answered after its enter failed open goes back unspent', async () 
   }
   assert.deepEqual(got, [true, true, true, false], 'the late lend came back: all 3 are there');
 });
+
+test('a credit held while the bucket refills: what is lent stays counted, so the credit and a refilled bucket never add up to more than one bucket', async () => {
+  const { clock, net, workers } = cluster(1);
+  const b = new RemoteLimits(net.worker(2), clock, { workers: 1 });
+  const [a] = workers;
+  const p = rate(40, 2); // 20 a second; cap 10
+  const model = new TokenBucket(40, 20);
+  const admit = async (w) => {
+    const e = w.enter('alice', p);
+    await net.settle();
+    const got = await e;
+    if (got.ok) assert.ok(model.take(clock.now()).ok, `admitted at ${clock.now()} beyond one bucket`);
+    return got.ok;
+  };
+  for (let i = 0; i < 8; i++) assert.equal(await admit(a), true); // leases of 1, 2, 4, then 8: 7 unspent
+  clock.t += 900; // the bucket refills meanwhile (no timer fires: the lease is still on)
+  let byB = 0;
+  while (await admit(b)) byB++;
+  assert.equal(byB, 25, '40 - 15 lent: the refill stops at the lent ones');
+  for (let i = 0; i < 7; i++) assert.equal(await admit(a), true, 'a spends its credit');
+  assert.equal(await admit(a), false);
+});
+
+test('a credit is never spent after its lease ended, even when the sweep is late', async () => {
+  const { clock, net, workers, sent } = cluster(1);
+  const [w] = workers;
+  const p = rate(40, 60);
+  for (let i = 0; i < 2; i++) {
+    const e = w.enter('alice', p);
+    await net.settle();
+    await e;
+  }
+  sent.length = 0; // a lease of 2, 1 unspent
+  clock.t += 1000; // the timer has not run
+  const e = w.enter('alice', p);
+  await flush();
+  assert.deepEqual(sent.map((m) => m.op), ['unlease', 'lease']);
+  await net.settle();
+  assert.equal((await e).ok, true);
+});
