@@ -97,7 +97,8 @@ function serve(config: Config, version: string, keyRing: KeyRing, specs: Upstrea
   // a single process keeps its limits and gate here; a worker asks the primary's, which all
   // workers share (limits hold across workers, never multiplied by their number), its calls
   // of one event-loop turn in one IPC message
-  const shared = sharedLimitsFor(config, side === null ? null : new BatchingPrimaryLink(side.link), clock);
+  // (the number of workers sizes a client's request leases: limits-protocol.ts)
+  const shared = sharedLimitsFor(config, side === null ? null : new BatchingPrimaryLink(side.link), clock, { workers: workerCount(config.workers) });
   if (side !== null) process.once('disconnect', shared.linkLost);
   const gate = shared.gate;
   const requestLogDropped = (): number => requestLog?.dropped ?? 0;

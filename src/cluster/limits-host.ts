@@ -11,6 +11,11 @@
  * primary and a worker disagree on which file is in force that could lose a reload. Equal
  * policies are made one object again here (ClientLimits tells a change by identity).
  *
+ * Requests lent to a worker (`lease`, limits-protocol.ts) are not tickets: nothing is held
+ * for them here but the lend in the client's bucket, which expires by itself LEASE_TTL_MS
+ * after the grant. A worker that exits with some unspent loses them: they stay counted as
+ * spent (never more than the limit, at most a second early).
+ *
  * A worker that exits loses its requests: everything it held is freed at once, its places
  * in flight and its concurrency slots, and its token reservations are settled to their
  * estimate (worker ids are never reused: node:cluster counts up, so what a worker says after
@@ -25,7 +30,7 @@ import { ClientLimits, type ClientPolicy, type ClientTicket } from '../resilienc
 import type { ConcurrencyGate } from '../resilience/concurrency-gate.js';
 import { GateHost } from './gate-host.js';
 import type { ChannelMessage, WorkersLink } from './link.js';
-import { LIMITS_CHANNEL, type LimitsAnswer, type LimitsCall } from './limits-protocol.js';
+import { LEASE_TTL_MS, LIMITS_CHANNEL, MAX_LEASE, type LimitsAnswer, type LimitsCall } from './limits-protocol.js';
 
 /** Distinct policies kept for identity; past it the table starts again (a change of identity only costs an adopt). */
 const MAX_POLICIES = 1024;
@@ -42,6 +47,8 @@ export class LimitsHost {
   private readonly tickets = new Map<number, Map<number, ClientTicket>>();
   private readonly gone = new Set<number>();
   private policies = new Map<string, ClientPolicy>();
+  /** The last lease's number: unique over all workers, so a bucket can tell its lends apart. */
+  private leaseSeq = 0;
 
   constructor(
     private readonly link: WorkersLink,
@@ -84,6 +91,16 @@ export class LimitsHost {
         if (ticket === undefined) return; // never admitted (refused, or the worker failed open)
         mine!.delete(msg.t);
         this.limits.leave(ticket, typeof msg.actual === 'number' ? msg.actual : NaN, now);
+        return;
+      }
+      if (msg.op === 'lease') {
+        if (!(Number.isInteger(msg.want) && msg.want >= 1 && msg.want <= MAX_LEASE)) throw new TypeError(`not a lease size: ${String(msg.want)}`);
+        const lease = ++this.leaseSeq;
+        const r = this.limits.lendRequests(msg.key, this.intern(msg.policy), msg.want, LEASE_TTL_MS, lease, now);
+        return this.answer(workerId, { ch: LIMITS_CHANNEL, op: 'leased', id: msg.id, key: msg.key, lease, ...r });
+      }
+      if (msg.op === 'unlease') {
+        if (typeof msg.n === 'number' && msg.n > 0) this.limits.returnRequests(msg.key, msg.lease, msg.n, now);
         return;
       }
       throw new TypeError(`unknown limits operation ${String((msg as { op: unknown }).op)}`);

@@ -3,6 +3,9 @@
  * (LimitsHost), one table for all workers, so a client's rpm, tpm and max_parallel hold
  * across workers instead of being multiplied by their number. `enter` and `reserve` are a
  * round trip over IPC on channel 'limits' (limits-protocol.ts); `leave` is one message.
+ * Except in the common case, a client whose one limit is its request rate: its requests are
+ * leased from the primary's bucket in batches that grow while it is busy, and its enters
+ * and leaves cost no message (request-leases.ts).
  *
  * When the primary does not answer within `timeoutMs` (default 1 s; a round trip takes about
  * 0.1 ms, so a second of silence means it is stuck or gone), the call FAILS OPEN: the request
@@ -23,14 +26,19 @@ import type { Entered, LimitStore, LimitTicket, Reserved } from '../resilience/l
 import type { ChannelMessage, PrimaryLink } from './link.js';
 import { LIMITS_CHANNEL, type LimitsAnswer, type LimitsCall } from './limits-protocol.js';
 import { PendingCalls } from './pending-calls.js';
+import { type Credit, type Grant, RequestLeases } from './request-leases.js';
 
 export interface RemoteLimitsOptions {
   /** Milliseconds to wait for the primary's answer before failing open; default 1000. */
   readonly timeoutMs?: number;
+  /** Worker processes sharing the primary's limits (a lease is at most capacity / (4 × workers)); default 1. */
+  readonly workers?: number;
 }
 
 /** The id of a ticket the primary never heard of (its client has no limit). */
 const UNLIMITED = -1;
+/** The id of a ticket admitted from a lease: the primary holds nothing for it. */
+const LEASED = -2;
 
 class RemoteTicket implements LimitTicket {
   /** Tokens the primary reserved for it (0: none, or not known). */
@@ -45,7 +53,10 @@ class RemoteTicket implements LimitTicket {
   ) {}
 }
 
-type Call = { readonly kind: 'enter'; readonly ticket: RemoteTicket; readonly resolve: (e: Entered) => void } | { readonly kind: 'reserve'; readonly ticket: RemoteTicket; readonly estimate: number; readonly resolve: (r: Reserved) => void };
+type Call =
+  | { readonly kind: 'enter'; readonly ticket: RemoteTicket; readonly resolve: (e: Entered) => void }
+  | { readonly kind: 'reserve'; readonly ticket: RemoteTicket; readonly estimate: number; readonly resolve: (r: Reserved) => void }
+  | { readonly kind: 'lease'; readonly credit: Credit };
 
 export class RemoteLimits implements LimitStore {
   /** Calls answered without the primary (it was silent past the timeout, or the link is gone). */
@@ -56,15 +67,29 @@ export class RemoteLimits implements LimitStore {
   private readonly openBy = new Map<string, number>();
   private reservedTokens = 0;
   private reservations = 0;
+  private readonly leases: RequestLeases;
 
   constructor(
     private readonly link: PrimaryLink,
     clock: Clock,
     options: RemoteLimitsOptions = {},
   ) {
-    const { timeoutMs = 1000 } = options;
+    const { timeoutMs = 1000, workers = 1 } = options;
     if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be a positive number, got ${timeoutMs}`);
+    if (!(Number.isInteger(workers) && workers >= 1)) throw new RangeError(`workers must be a positive integer, got ${workers}`);
     this.pending = new PendingCalls(clock, timeoutMs, (_id, call) => this.failOpen(call));
+    this.leases = new RequestLeases(
+      clock,
+      workers,
+      (credit) => {
+        if (this.closed) return this.leases.failOpen(credit);
+        const id = this.pending.open({ kind: 'lease', credit });
+        this.send({ ch: LIMITS_CHANNEL, op: 'lease', id, key: credit.key, policy: credit.policy, want: credit.asked });
+      },
+      (key, lease, n) => {
+        if (!this.closed) this.send({ ch: LIMITS_CHANNEL, op: 'unlease', key, lease, n });
+      },
+    );
     link.on(LIMITS_CHANNEL, (msg) => this.answered(msg as unknown as LimitsAnswer));
   }
 
@@ -85,6 +110,7 @@ export class RemoteLimits implements LimitStore {
       this.opened(ticket);
       return Promise.resolve({ ok: true, ticket, requests: null, tokens: null });
     }
+    if (!this.closed && RequestLeases.leasable(policy)) return this.leases.take(key, policy).then((g) => this.granted(key, policy, g));
     return new Promise((resolve) => {
       const ticket = new RemoteTicket(0, key, policy);
       if (this.closed) return this.failOpen({ kind: 'enter', ticket, resolve });
@@ -118,13 +144,23 @@ export class RemoteLimits implements LimitStore {
     const n = this.openBy.get(t.key) ?? 1;
     if (n <= 1) this.openBy.delete(t.key);
     else this.openBy.set(t.key, n - 1);
-    if (!this.closed && t.id !== UNLIMITED) this.send({ ch: LIMITS_CHANNEL, op: 'leave', t: t.id, actual: Number.isFinite(actualTokens) ? actualTokens : null });
+    if (!this.closed && t.id !== UNLIMITED && t.id !== LEASED) this.send({ ch: LIMITS_CHANNEL, op: 'leave', t: t.id, actual: Number.isFinite(actualTokens) ? actualTokens : null });
   }
 
   /** The link to the primary is gone: every call waiting fails open now, and every later one at once. */
   close(): void {
     this.closed = true;
+    this.leases.close();
     for (const [, call] of this.pending.drain()) this.failOpen(call);
+  }
+
+  /** A leased enter's outcome as the request path sees it. */
+  private granted(key: string, policy: ClientPolicy, g: Grant | null): Entered {
+    if (g !== null && !g.ok) return { ok: false, reason: 'requests', retryAfterMs: g.retryAfterMs, requests: g.requests, tokens: null };
+    if (g === null) this.failedOpen++;
+    const ticket = new RemoteTicket(LEASED, key, policy);
+    this.opened(ticket);
+    return { ok: true, ticket, requests: g === null ? null : g.requests, tokens: null };
   }
 
   private send(msg: LimitsCall): void {
@@ -133,8 +169,13 @@ export class RemoteLimits implements LimitStore {
 
   private answered(msg: LimitsAnswer): void {
     const call = this.pending.take(msg.id);
-    if (call === undefined) return; // late: this call already failed open
+    if (call === undefined) {
+      // late: this call already failed open; requests lent meanwhile go back unspent
+      if (msg.op === 'leased' && msg.n > 0 && !this.closed) this.send({ ch: LIMITS_CHANNEL, op: 'unlease', key: msg.key, lease: msg.lease, n: msg.n });
+      return;
+    }
     if (msg.op === 'failed') return this.failOpen(call);
+    if (call.kind === 'lease' && msg.op === 'leased') return this.leases.answered(call.credit, msg);
     if (call.kind === 'enter' && msg.op === 'entered') {
       if (!msg.ok) return call.resolve({ ok: false, reason: msg.reason!, retryAfterMs: msg.retryAfterMs!, requests: msg.requests, tokens: msg.tokens });
       this.opened(call.ticket);
@@ -156,6 +197,7 @@ export class RemoteLimits implements LimitStore {
   }
 
   private failOpen(call: Call): void {
+    if (call.kind === 'lease') return this.leases.failOpen(call.credit); // each waiting enter counts as it goes through
     this.failedOpen++;
     if (call.kind === 'reserve') return call.resolve(null);
     this.opened(call.ticket);

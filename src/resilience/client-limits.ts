@@ -40,6 +40,9 @@ export type EnterResult =
   | { readonly ok: true; readonly client: ClientTicket; readonly requests: BucketView | null }
   | { readonly ok: false; readonly reason: LimitReason; readonly retryAfterMs: number; readonly requests: BucketView | null; readonly tokens: BucketView | null };
 
+/** What `lendRequests` gave: `n` requests (0: none, and `retryAfterMs` until one exists), and the bucket after. */
+export type LendRequestsResult = { readonly n: number; readonly requests: BucketView; readonly retryAfterMs?: number };
+
 export type ReserveResult = { readonly ok: true; readonly tokens: BucketView } | { readonly ok: false; readonly retryAfterMs: number; readonly tokens: BucketView };
 
 interface Entry {
@@ -108,6 +111,27 @@ export class ClientLimits {
     return { ok: true, client: new ClientTicket(entry), requests };
   }
 
+  /**
+   * Up to `want` requests from the client's bucket, lent until `now + ttlMs` under the name
+   * `tag` (a worker spends them without asking: cluster/remote-limits.ts). They count
+   * against the bucket's capacity until then (token-bucket.ts says why). Only for a client
+   * whose one limit is its request rate: no place in flight is taken.
+   */
+  lendRequests(key: string, policy: ClientPolicy, want: number, ttlMs: number, tag: number, now: number): LendRequestsResult {
+    if (policy.requests === null || policy.tokensPerMinute !== null || policy.maxParallel !== null) throw new TypeError('only a request rate alone is lent');
+    this.sweep(now);
+    const entry = this.touch(key, policy, now);
+    const bucket = entry.requests!;
+    const r = bucket.lend(now, want, now + ttlMs, tag);
+    const requests = { limit: bucket.capacity, remaining: r.remaining, resetMs: Math.ceil(r.resetMs) };
+    return r.n > 0 ? { n: r.n, requests } : { n: 0, requests, retryAfterMs: Math.ceil(r.retryAfterMs) };
+  }
+
+  /** `n` lent requests of the lend `tag` were not spent: back into the client's bucket (if it is still known). */
+  returnRequests(key: string, tag: number, n: number, now: number): void {
+    this.entries.get(key)?.requests?.giveBack(now, n, tag);
+  }
+
   /** Once the body is known: its token estimate, when the client has a token limit. */
   reserve(ticket: ClientTicket, estimate: number, now: number): ReserveResult | null {
     const ledger = ticket.entry.tokens;
@@ -151,14 +175,14 @@ export class ClientLimits {
     return entry;
   }
 
-  /** New limits for a known client: what it used carries over into the new bucket, and its ledger keeps its window. */
+  /** New limits for a known client: what it used (and what is lent) carries over into the new bucket, and its ledger keeps its window. */
   private adopt(entry: Entry, policy: ClientPolicy, now: number): void {
     const old = entry.policy;
     entry.policy = policy;
     if (!sameRequests(old.requests, policy.requests)) {
-      const used = entry.requests === null ? 0 : entry.requests.capacity - entry.requests.tokensAt(now);
+      const before = entry.requests;
       entry.requests = bucketFor(policy);
-      if (entry.requests !== null && used > 0) entry.requests.take(now, Math.min(used, entry.requests.capacity));
+      if (entry.requests !== null && before !== null) entry.requests.inherit(before, now);
     }
     if (old.tokensPerMinute !== policy.tokensPerMinute) {
       const tpm = policy.tokensPerMinute;

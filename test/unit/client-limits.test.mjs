@@ -160,3 +160,20 @@ test('one million distinct clients keep the table bounded and a hot client is st
   assert.ok(maxSize < 13_000, `size stayed bounded: max ${maxSize}`);
   assert.ok(hotRefused > 900, `the hot client was limited (${hotRefused} refusals)`);
 });
+
+test('lent requests: up to the want from the client bucket, the same bucket enter spends; unspent ones come back; a reload keeps them out', () => {
+  const limits = new ClientLimits();
+  const p = policy();
+  assert.deepEqual(limits.lendRequests('alice', p, 3, 1000, 1, 0), { n: 3, requests: { limit: 5, remaining: 2, resetMs: 36_000 } });
+  assert.equal(limits.enter('alice', p, 0).ok, true, 'enter spends from the same bucket');
+  assert.deepEqual(limits.lendRequests('alice', p, 4, 1000, 2, 0), { n: 1, requests: { limit: 5, remaining: 0, resetMs: 60_000 } });
+  assert.deepEqual(limits.lendRequests('alice', p, 1, 1000, 3, 0), { n: 0, requests: { limit: 5, remaining: 0, resetMs: 60_000 }, retryAfterMs: 12_000 });
+  limits.returnRequests('alice', 1, 2, 0); // 2 of the first 3 unspent
+  limits.returnRequests('nobody', 1, 2, 0); // an unknown client: nothing
+  assert.equal(limits.lendRequests('alice', p, 4, 1000, 4, 0).n, 2);
+  // a reload to 10: the 4 lent still count, with the one entered
+  const ten = policy({ requests: { capacity: 10, windowSec: 60 } });
+  assert.equal(limits.enter('alice', ten, 0).requests.remaining, 4, '10 - 5 used - 1');
+  assert.throws(() => limits.lendRequests('alice', policy({ maxParallel: 1 }), 1, 1000, 5, 0), TypeError);
+  assert.throws(() => limits.lendRequests('alice', policy({ requests: null }), 1, 1000, 5, 0), TypeError);
+});

@@ -142,3 +142,59 @@ test('property: over random takes and clock moves, tokens stay in [0, capacity] 
     }
   }
 });
+
+test('lend takes whole tokens up to max, and says how long until one when it has none', () => {
+  const b = new TokenBucket(10, 10); // one token every 100 ms
+  assert.deepEqual(b.lend(0, 4, 1000, 1), { n: 4, remaining: 6, resetMs: 400, retryAfterMs: 0 });
+  assert.equal(b.lend(0, 64, 1000, 2).n, 6, 'no more than it holds');
+  const none = b.lend(30, 1, 1030, 3);
+  assert.equal(none.n, 0);
+  close(none.retryAfterMs, 1070, 'all 10 are lent until 1000: the cap is 0 until then, and one token takes 100 ms more');
+  const c = new TokenBucket(10, 10);
+  c.lend(0, 9, 1000, 1);
+  close(c.lend(30, 2, 1030, 2).retryAfterMs, 0, 'one left: lent');
+  close(c.lend(30, 1, 1030, 3).retryAfterMs, 1070, 'then the same wait');
+  const d = new TokenBucket(10, 10);
+  d.lend(0, 5, 1000, 1);
+  d.take(0, 5);
+  close(d.take(30, 1).retryAfterMs, 70, 'the cap (5) is above one token: the plain refill wait');
+  assert.throws(() => b.lend(0, 0, 1000, 4), RangeError);
+  assert.throws(() => b.lend(0, 1.5, 1000, 4), RangeError);
+});
+
+test('lent tokens count against the capacity until their lend expires: the bucket refills only to capacity - lent', () => {
+  const b = new TokenBucket(10, 10);
+  b.lend(0, 4, 1000, 1);
+  assert.equal(b.lentAt(500), 4);
+  close(b.tokensAt(500), 6, 'capped at 10 - 4 while lent, not 10');
+  assert.equal(b.isFullAt(900), false);
+  assert.equal(b.lentAt(1000), 0, 'expired');
+  close(b.tokensAt(1200), 8, 'the cap rose at 1000; 200 ms of refill since');
+  close(b.tokensAt(5000), 10, 'full again');
+  assert.equal(b.take(5000).ok, true);
+});
+
+test('tokens given back return at once, never above the capacity less what is still lent', () => {
+  const b = new TokenBucket(10, 10);
+  b.lend(0, 4, 1000, 7);
+  b.lend(0, 2, 1000, 8);
+  b.giveBack(100, 3, 7); // 3 of lend 7 unspent: 1 of it and 2 of lend 8 still out
+  assert.equal(b.lentAt(100), 3);
+  close(b.tokensAt(100), 7, 'min(10 - 3, 4 + 1 refilled + 3 back)');
+  b.giveBack(100, 5, 99); // a lend that expired (or never was): back, but capped
+  close(b.tokensAt(100), 7, 'capped');
+  assert.throws(() => b.giveBack(100, -1, 7), RangeError);
+});
+
+test('a bucket that replaces another (new limits) starts as empty and keeps its lends out', () => {
+  const old = new TokenBucket(10, 10);
+  old.take(0, 2);
+  old.lend(0, 3, 1000, 1);
+  const b = new TokenBucket(20, 20);
+  b.inherit(old, 0);
+  close(b.tokensAt(0), 15, '20 - 5 used');
+  assert.equal(b.lentAt(500), 3);
+  close(b.tokensAt(500), 17, 'refilled up to 20 - 3 only');
+  b.giveBack(500, 3, 1);
+  close(b.tokensAt(500), 20, 'the unspent 3 back');
+});
