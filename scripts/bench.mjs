@@ -234,6 +234,7 @@ const FEATURES_ON = {
   REQUEST_LOG_ENABLED: 'true',
 };
 const WORKERS2 = 'openai-proxy, features on, WORKERS=2';
+const WORKERS2_OFF = 'openai-proxy, features off, WORKERS=2';
 const FEATURES_OFF = { RATE_LIMIT_ENABLED: 'false', CIRCUIT_BREAKER_ENABLED: 'false', MAX_RETRIES: '0', METRICS_ENABLED: 'false', REQUEST_LOG_ENABLED: 'false' };
 
 /**
@@ -397,6 +398,8 @@ async function partThroughput(ctx) {
     () => startOpenaiProxy({ name: 'openai-proxy, features off', main: opts.proxy, upstreamUrl, features: 'off', logDir: join(tmp, 'logs-off') }),
     // CPU and RSS of the primary and its workers (the process tree)
     () => startOpenaiProxy({ name: WORKERS2, main: opts.proxy, upstreamUrl, features: 'on', logDir: join(tmp, 'logs-on-w2'), extraEnv: { WORKERS: '2' } }),
+    // the cluster alone: nothing crosses IPC per request (no limits, no request log)
+    () => startOpenaiProxy({ name: WORKERS2_OFF, main: opts.proxy, upstreamUrl, features: 'off', logDir: join(tmp, 'logs-off-w2'), extraEnv: { WORKERS: '2' } }),
   ];
   if (ctx.nginx) makers.push(() => startNginx({ nginx: ctx.nginx, dir: join(tmp, 'nginx-tp'), upstreamPort: ups.fixed, buffering: true }));
   const targets = [];
@@ -777,6 +780,8 @@ function evaluateTargets(res) {
     add(ratio >= 1.3, `features on ≥ 1.3× the naive Node proxy's throughput (${c} conns)`, `${int(on.rps)} vs ${int(naive.rps)} req/s = ${f(ratio, 2)}×`, [on, naive]);
     const w2 = row(WORKERS2, c);
     if (w2) add(w2.rps >= 1.4 * on.rps, `WORKERS=2 ≥ 1.4× the throughput of WORKERS=1, features on (${c} conns)`, `${int(w2.rps)} vs ${int(on.rps)} req/s = ${f(w2.rps / on.rps, 2)}× (${w2.processes ?? '?'} proxy processes; CPU ${f(w2.cpuUsPerRequest, 1)} vs ${f(on.cpuUsPerRequest, 1)} µs/req)`, [w2, on]);
+    const w2off = row(WORKERS2_OFF, c);
+    if (w2off) add(w2off.rps >= 1.4 * off.rps, `WORKERS=2 ≥ 1.4× the throughput of WORKERS=1, features off (${c} conns)`, `${int(w2off.rps)} vs ${int(off.rps)} req/s = ${f(w2off.rps / off.rps, 2)}× (${w2off.processes ?? '?'} proxy processes; CPU ${f(w2off.cpuUsPerRequest, 1)} vs ${f(off.cpuUsPerRequest, 1)} µs/req)`, [w2off, off]);
     const diff = Math.abs(off.rps - on.rps) / off.rps;
     add(diff < 0.15, `features off vs on differ by < 15% (${c} conns)`, `off ${int(off.rps)} vs on ${int(on.rps)} req/s: ${f(100 * diff, 1)}% (CPU ${f(off.cpuUsPerRequest, 1)} vs ${f(on.cpuUsPerRequest, 1)} µs/req)`, [on, off]);
   }
