@@ -178,6 +178,15 @@ tests:
         values: '0x4 1x36'
       - series: 'openai_proxy_upstream_up{job="openai-proxy",instance="p2:8000",upstream="127.0.0.1:8001"}'
         values: '0x40'
+      # WORKERS=2: each worker reports its own view; an upstream is down when no worker can route to it
+      - series: 'openai_proxy_upstream_up{job="openai-proxy",instance="p3:8000",upstream="c",worker="1"}'
+        values: '0x40'
+      - series: 'openai_proxy_upstream_up{job="openai-proxy",instance="p3:8000",upstream="c",worker="2"}'
+        values: '1x40'
+      - series: 'openai_proxy_upstream_up{job="openai-proxy",instance="p3:8000",upstream="d",worker="1"}'
+        values: '0x40'
+      - series: 'openai_proxy_upstream_up{job="openai-proxy",instance="p3:8000",upstream="d",worker="2"}'
+        values: '0x40'
     alert_rule_test:
       - eval_time: 90s
         alertname: OpenAIProxyUpstreamDown
@@ -191,10 +200,12 @@ tests:
       - eval_time: 5m
         alertname: OpenAIProxyUpstreamDown
         exp_alerts:
-          - exp_labels: { severity: warning, job: openai-proxy, instance: 'p1:8000', upstream: b }
+          - exp_labels: { severity: warning, instance: 'p1:8000', upstream: b }
             exp_annotations: { summary: 'openai-proxy p1:8000: upstream b is not routable' }
-          - exp_labels: { severity: warning, job: openai-proxy, instance: 'p2:8000', upstream: '127.0.0.1:8001' }
+          - exp_labels: { severity: warning, instance: 'p2:8000', upstream: '127.0.0.1:8001' }
             exp_annotations: { summary: 'openai-proxy p2:8000: upstream 127.0.0.1:8001 is not routable' }
+          - exp_labels: { severity: warning, instance: 'p3:8000', upstream: d }
+            exp_annotations: { summary: 'openai-proxy p3:8000: upstream d is not routable' }
       - eval_time: 5m
         alertname: OpenAIProxyCircuitBreakerOpen
         exp_alerts:
