@@ -68,7 +68,7 @@ test('tokens per minute: the estimate is reserved, settled to prompt + completio
     assert.equal(first.status, 200);
     assert.equal(first.headers['x-ratelimit-limit-tokens'], '3000');
     const usage = JSON.parse(first.body).usage;
-    await waitFor(() => logLines(proxy.logDir, 'requests.log').length === 1);
+    assert.ok(await waitFor(() => logLines(proxy.logDir, 'requests.log').length === 1, 10_000), 'the request was logged');
     const [rec] = logLines(proxy.logDir, 'requests.log');
     assert.equal(rec.tokens_charged, usage.prompt_tokens + usage.completion_tokens, 'prompt + completion, not only the output');
     // the refund made room again at once: estimates of ~1,000 fit again and again
@@ -127,7 +127,7 @@ test('a stream the client abandons is settled to what was streamed: the key is n
       req.on('error', () => resolve());
       req.end(body);
     });
-    await waitFor(() => logLines(proxy.logDir, 'requests.log').length === 1);
+    assert.ok(await waitFor(() => logLines(proxy.logDir, 'requests.log').length === 1, 10_000), 'the request was logged');
     const [rec] = logLines(proxy.logDir, 'requests.log');
     assert.equal(rec.status, 499);
     assert.ok(reservedWhileStreaming > 1880, `/stats showed the open reservation (${reservedWhileStreaming})`);

@@ -149,7 +149,7 @@ export async function deadPort() {
 }
 
 /** Polls `check` every 10 ms until it returns truthy or `ms` pass. */
-export async function waitFor(check, ms = 2000) {
+export async function waitFor(check, ms = 10_000) {
   const until = Date.now() + ms;
   for (;;) {
     const v = await check();
@@ -173,14 +173,14 @@ export async function health(proxy) {
  * Polls /stats until `predicate(stats)` holds or `ms` pass; resolves the last stats seen,
  * so the caller asserts on what it waited for (a wait that timed out then fails there).
  */
-export async function waitForStats(proxy, predicate, ms = 2000) {
+export async function waitForStats(proxy, predicate, ms = 10_000) {
   let last;
   await waitFor(async () => predicate((last = await stats(proxy))), ms);
   return last;
 }
 
 /** Polls /health until the breaker reports `state` or `ms` pass; resolves the last state seen. */
-export async function waitForBreaker(proxy, state, ms = 2000) {
+export async function waitForBreaker(proxy, state, ms = 10_000) {
   let last;
   await waitFor(async () => (last = (await health(proxy)).circuit_breaker.state) === state, ms);
   return last;

@@ -67,7 +67,8 @@ test('requests spread over equal replicas; the request log and /stats say which 
 
 test('a slow replica gets fewer requests (fewest in flight, by two random choices)', async () => {
   const fleet = await fakes(['fast1', 'fast2', 'slow']);
-  fleet[2].fault({ action: 'slow', firstByteDelayMs: 150, times: 1000 });
+  // slow enough that a loaded machine (which slows the fast ones too) cannot hide it
+  fleet[2].fault({ action: 'slow', firstByteDelayMs: 400, times: 1000 });
   const proxy = await startProxy({ UPSTREAM_URL: fleet.map((f) => f.url).join(','), RATE_LIMIT_ENABLED: 'false' });
   try {
     const results = await load(proxy.url, 120, 6);

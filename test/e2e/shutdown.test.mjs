@@ -35,10 +35,10 @@ test('a 3 s stream survives a SIGTERM sent mid-stream (at its fifth token, 0.5 s
   try {
     const s = streamRequest(proxy.url, 30, 100);
     await s.firstByte;
-    assert.ok(await waitFor(() => s.received().includes('tok4'), 2000), 'five tokens relayed before the signal');
+    assert.ok(await waitFor(() => s.received().includes('tok4'), 5000), 'five tokens relayed before the signal');
     const t0 = performance.now();
     proxy.proc.kill('SIGTERM');
-    await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 2000);
+    await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 5000);
     // new connections are refused while the stream goes on
     const refused = await new Promise((resolve) => {
       const sock = net.connect(proxy.port, '127.0.0.1');
@@ -100,9 +100,9 @@ test('while draining, /health on a connection still open answers 503 draining wi
     sock.setEncoding('latin1').on('data', (d) => (raw += d));
     const closed = new Promise((r) => sock.on('close', r));
     sock.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-fake-chunks: 10\r\nx-fake-chunk-delay-ms: 100\r\ncontent-length: ${Buffer.byteLength(STREAM)}\r\n\r\n${STREAM}`);
-    await waitFor(() => raw.includes('tok0'), 2000);
+    await waitFor(() => raw.includes('tok0'), 5000);
     proxy.proc.kill('SIGTERM');
-    await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 2000);
+    await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 5000);
     sock.write('GET /health HTTP/1.1\r\nhost: x\r\n\r\n');
     await closed;
     const second = raw.slice(raw.lastIndexOf('HTTP/1.1 '));
@@ -125,7 +125,7 @@ test('a second signal exits at once', async () => {
     const t0 = performance.now();
     proxy.proc.kill('SIGTERM');
     // the second signal must come after the first was taken: the proxy said it is draining
-    assert.ok(await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 1000), 'draining after SIGTERM');
+    assert.ok(await waitFor(() => logLines(proxy.logDir, 'proxy.log').some((l) => l.msg === 'draining'), 5000), 'draining after SIGTERM');
     proxy.proc.kill('SIGINT');
     const { code } = await proxy.exited;
     assert.notEqual(code, 0, 'a forced exit is not a clean one');
