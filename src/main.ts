@@ -127,7 +127,13 @@ function serve(config: Config, version: string, keyRing: KeyRing, specs: Upstrea
 
   let draining = false;
   const base = { config, version, telemetry, upstreams, gate, lifetimes: handler.lifetimes, limits: handler.limits, requestLogDropped, logger, clock, metrics: proxyMetrics === null ? null : () => registry.render(), isDraining: () => draining };
-  const own = side === null ? base : { ...base, summed: side.summed(clock, { metrics: () => registry.snapshot(), stats: () => ({ report: statsReport(base), samples: { latency: telemetry.stats.durationMs.values(), ttfb: telemetry.stats.ttfbMs.values() } }) }) };
+  // a worker's requests let through without the primary's limits (it was silent or gone)
+  const failedOpen = side !== null && proxyMetrics !== null ? registry.counter('openai_proxy_limits_failed_open_total', 'Requests admitted without the shared client limits because the primary did not answer within 1 s (WORKERS > 1).') : null;
+  const workerSnapshot = (): ReturnType<Registry['snapshot']> => {
+    if (failedOpen !== null && shared.failedOpen() > failedOpen.get()) failedOpen.inc(shared.failedOpen() - failedOpen.get());
+    return registry.snapshot();
+  };
+  const own = side === null ? base : { ...base, summed: side.summed(clock, { metrics: workerSnapshot, stats: () => ({ report: statsReport(base), samples: { latency: telemetry.stats.durationMs.values(), ttfb: telemetry.stats.ttfbMs.values() } }) }) };
   const server = createProxyServer({ ...own, handler });
   const admin = config.adminPort > 0 ? createAdminServer(own) : null;
   admin?.on('error', (err) => {

@@ -22,12 +22,14 @@ export interface SharedLimits {
   readonly gate: Gate | null;
   /** The link to the primary is gone (a worker's IPC channel closed); nothing for a single process. */
   linkLost(): void;
+  /** Requests let through without the shared limits (the primary silent past the timeout, or gone); 0 for a single process. */
+  failedOpen(): number;
 }
 
 export function sharedLimitsFor(config: Pick<Config, 'maxConcurrentRequests' | 'queueSize' | 'queueTimeoutMs' | 'queueOrder'>, link: PrimaryLink | null, clock: Clock, options: RemoteLimitsOptions = {}): SharedLimits {
   if (link === null) {
     const gate = config.maxConcurrentRequests > 0 ? new ConcurrencyGate({ maxConcurrent: config.maxConcurrentRequests, queueSize: config.queueSize, queueTimeoutMs: config.queueTimeoutMs, order: config.queueOrder, clock }) : null;
-    return { limits: new LocalLimits(clock), gate, linkLost: () => {} };
+    return { limits: new LocalLimits(clock), gate, linkLost: () => {}, failedOpen: () => 0 };
   }
   const limits = new RemoteLimits(link, clock, options);
   const gate = config.maxConcurrentRequests > 0 ? new RemoteGate(link, clock, { queueTimeoutMs: config.queueTimeoutMs }) : null;
@@ -38,5 +40,6 @@ export function sharedLimitsFor(config: Pick<Config, 'maxConcurrentRequests' | '
       limits.close();
       gate?.close();
     },
+    failedOpen: () => limits.failedOpen,
   };
 }

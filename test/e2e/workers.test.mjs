@@ -87,6 +87,7 @@ test('WORKERS=2: requests are served by both workers; requests.log has one whole
       assert.equal(sample(m, 'openai_proxy_workers'), 2);
       assert.equal(sample(m, 'openai_proxy_worker_restarts_total'), 0);
       assert.equal(sample(m, 'openai_proxy_scrape_missing_workers'), 0);
+      assert.equal(sample(m, 'openai_proxy_limits_failed_open_total'), 0, 'the primary answered every limits call');
       assert.equal(sample(m, 'openai_proxy_in_flight_requests'), 0);
       for (const w of ['primary', '1', '2']) assert.ok(sample(m, `process_resident_memory_bytes{worker="${w}"}`) > 0, `memory of ${w} shown apart`);
       assert.equal(m.match(/^# TYPE openai_proxy_requests_total /gm).length, 1, 'one family, not one per worker');
