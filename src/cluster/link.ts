@@ -3,7 +3,7 @@
  * Every message is a plain object with a channel name `ch`; each part of the proxy that spans
  * workers (the shared limits, the one request log, the summed metrics and stats, control)
  * speaks on its own channel, so the parts know only these two interfaces and are tested over
- * an in-memory pair (`linkedPair`) instead of real processes.
+ * an in-memory pair (test/unit/memory-link.mjs) instead of real processes.
  */
 
 /** One IPC message: its channel and whatever that channel's part sends. */

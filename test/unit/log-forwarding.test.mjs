@@ -3,7 +3,7 @@
 // resolves only once the lines have left the worker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkedPair } from '../../dist/cluster/linked-pair.js';
+import { linkedPair } from './memory-link.mjs';
 import { LogForwarder } from '../../dist/cluster/log-forwarder.js';
 import { writeWorkerLogs } from '../../dist/cluster/log-writer.js';
 import { RequestLog } from '../../dist/logging/request-log.js';

@@ -3,7 +3,7 @@
 // exiting worker not waited for, a primary that never answers ends the worker's wait.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkedPair } from '../../dist/cluster/linked-pair.js';
+import { linkedPair } from './memory-link.mjs';
 import { ScrapeClient, ScrapeCollector, ScrapeError } from '../../dist/cluster/scrape.js';
 import { FakeClock, flush } from './orchestration-fakes.mjs';
 
