@@ -32,7 +32,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import http from 'node:http';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { backgroundMeter, cpuMicros, killAll, onLines, openFds, processTree, softNofile, start, statusBytes, stop, track, waitForLine, which } from './bench/procs.mjs';
+import { backgroundMeter, baseEnv, cpuMicros, killAll, openFds, processTree, runLoadgen as loadgen, softNofile, start, statusBytes, stop, track, waitForLine, which } from './bench/procs.mjs';
 import { runWrk, writeLuaScript } from './bench/wrk.mjs';
 import { freePort, writeNginxConfig } from './bench/nginx.mjs';
 import { analyseProfile, formatAnalysis } from './bench/cpuprofile.mjs';
@@ -194,7 +194,6 @@ async function waitQuiet(ctx, what) {
 // the processes: upstreams, targets, load
 // ---------------------------------------------------------------------------
 
-const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8' });
 
 async function startUpstreams() {
   const child = start(process.execPath, [join(HERE, 'upstreams.mjs')], { env: baseEnv() });
@@ -301,37 +300,6 @@ const cpuOf = (pids) => pids.reduce((a, p) => a + cpuMicros(p), 0);
 /** @param {number[]} pids */
 const rssOf = (pids, field = /** @type {'VmRSS'|'VmHWM'} */ ('VmRSS')) => pids.reduce((a, p) => a + statusBytes(p, field), 0);
 
-/**
- * The built-in load generator in a child process. With `spec.handshake` it warms up first,
- * then `onReady` runs (read the counters) before the measured part starts.
- * @param {object} spec
- * @param {(event: any) => void} [onEvent]
- * @param {() => void} [onReady]
- */
-async function loadgen(spec, onEvent, onReady) {
-  const child = start(process.execPath, [join(HERE, 'loadgen.mjs'), JSON.stringify(spec)], { env: baseEnv(), stdin: true });
-  return await new Promise((resolve, reject) => {
-    /** @type {any} */
-    let result = null;
-    onLines(child.stdout, (line) => {
-      let ev;
-      try {
-        ev = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (ev.event === 'result') result = ev;
-      else if (ev.event === 'ready') {
-        onReady?.(); // the warm-up is over: read the counters, then let it go
-        child.stdin?.write('go\n');
-      } else onEvent?.(ev);
-    });
-    child.once('exit', (code) => {
-      if (result) resolve(result);
-      else reject(new Error(`load generator failed (${code}):\n${child.tail.join('').slice(-3000)}`));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------
 // part 1: throughput

@@ -7,6 +7,8 @@
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** @type {Set<import('node:child_process').ChildProcess>} */
 const live = new Set();
@@ -298,4 +300,41 @@ export function which(cmd) {
   } catch {
     return null;
   }
+}
+
+/** The environment of every child of the benchmark: nothing inherited that would change what is measured. */
+export const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8' });
+
+/**
+ * One run of the load generator (loadgen.mjs, a process of its own, so it never competes
+ * with the measuring process): resolves with its result. `onReady` runs between the warm-up
+ * and the measured part (read the counters there, then it goes); any other event it prints
+ * goes to `onEvent`.
+ * @param {any} spec
+ * @param {(event: any) => void} [onEvent]
+ * @param {() => void} [onReady]
+ */
+export function runLoadgen(spec, onEvent, onReady) {
+  const child = start(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'loadgen.mjs'), JSON.stringify(spec)], { env: baseEnv(), stdin: true });
+  return new Promise((resolve, reject) => {
+    /** @type {any} */
+    let result = null;
+    onLines(child.stdout, (line) => {
+      let ev;
+      try {
+        ev = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (ev.event === 'result') result = ev;
+      else if (ev.event === 'ready') {
+        onReady?.(); // the warm-up is over: read the counters, then let it go
+        child.stdin?.write('go\n');
+      } else onEvent?.(ev);
+    });
+    child.once('exit', (code) => {
+      if (result) resolve(result);
+      else reject(new Error(`load generator failed (${code}):\n${child.tail.join('').slice(-3000)}`));
+    });
+  });
 }

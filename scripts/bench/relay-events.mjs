@@ -22,13 +22,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyseProfile, formatAnalysis } from './cpuprofile.mjs';
 import { readFileSync } from 'node:fs';
-import { clockTicks, killAll, onLines, start, stop, waitForLine } from './procs.mjs';
+import { baseEnv, clockTicks, killAll, runLoadgen, start, stop, waitForLine } from './procs.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..', '..');
 const HOST = '127.0.0.1';
 const BODY = JSON.stringify({ model: 'fake-model', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Hello! Stream something.' }] });
-const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8' });
 
 function parseArgs(argv) {
   const o = { proxies: /** @type {{main: string, label: string}[]} */ ([]), streams: 200, chunks: 100, delay: 10, rounds: 2, repeat: 5, features: 'on', profile: '' };
@@ -64,27 +63,6 @@ async function startProxy(p, upstreamUrl, features, nodeArgs = []) {
   return { label: p.label, port, pid: /** @type {number} */ (child.pid), stop: () => stop(child, 10_000) };
 }
 
-/** One load run against `port`; `onReady` runs between the warm-up round and the measured ones. */
-function loadgen(spec, onReady) {
-  const child = start(process.execPath, [join(HERE, 'loadgen.mjs'), JSON.stringify(spec)], { env: baseEnv(), stdin: true });
-  return new Promise((resolve, reject) => {
-    let result = null;
-    onLines(child.stdout, (line) => {
-      let ev;
-      try {
-        ev = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (ev.event === 'result') result = ev;
-      else if (ev.event === 'ready') {
-        onReady();
-        child.stdin?.write('go\n');
-      }
-    });
-    child.once('exit', (code) => (result ? resolve(result) : reject(new Error(`loadgen failed (${code}):\n${child.tail.join('').slice(-2000)}`))));
-  });
-}
 
 async function measure(o, t) {
   const spec = {
@@ -104,7 +82,7 @@ async function measure(o, t) {
     handshake: true,
   };
   let cpu0 = [0, 0];
-  const r = await loadgen(spec, () => (cpu0 = cpuSplit(t.pid)));
+  const r = await runLoadgen(spec, undefined, () => (cpu0 = cpuSplit(t.pid)));
   const cpu1 = cpuSplit(t.pid);
   const events = r.ok * (o.chunks + 2);
   return { usPerEvent: events ? (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / events : NaN, sysPerEvent: events ? (cpu1[1] - cpu0[1]) / events : NaN, failed: r.failed, ttfbP50: r.ttfbMs.p50, ttfbP99: r.ttfbMs.p99, lagP50: r.lagMs.p50, lagP99: r.lagMs.p99 };

@@ -301,16 +301,14 @@ export class ResponseParser {
     const semi = line.indexOf(';');
     const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
     if (!HEX.test(hex)) throw new HttpParseError('HPE_INVALID_CHUNK_SIZE', 'invalid chunk size');
-    const size = parseInt(hex, 16);
-    const next = at + nl + 1 - held;
-    if (size === 0) {
-      this.state = State.Trailers;
-      this.remaining = 0;
-    } else {
-      this.state = State.ChunkData;
-      this.remaining = size;
-    }
-    return next;
+    this.chunkStarts(parseInt(hex, 16));
+    return at + nl + 1 - held;
+  }
+
+  /** A chunk of `size` bytes begins (0: the last one, the trailers follow). */
+  private chunkStarts(size: number): void {
+    this.state = size === 0 ? State.Trailers : State.ChunkData;
+    this.remaining = size;
   }
 
   /**
@@ -330,13 +328,7 @@ export class ResponseParser {
       size = size * 16 + d;
     }
     if (i === at || i + 1 >= data.length || data[i] !== 0x0d || data[i + 1] !== 0x0a) return -1;
-    if (size === 0) {
-      this.state = State.Trailers;
-      this.remaining = 0;
-    } else {
-      this.state = State.ChunkData;
-      this.remaining = size;
-    }
+    this.chunkStarts(size);
     return i + 2;
   }
 

@@ -3,7 +3,6 @@
 import { startProxy as startE2eProxy } from '../e2e/helpers.mjs';
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,21 +59,8 @@ export function show(r) {
   return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}${r.timedOut ? ' after the timeout' : ''}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort() {
-  // Below the ephemeral range (Linux: 32768-60999): a port from listen(0) can be handed to
-  // another test's listen(0) or outgoing socket between our close and the daemon's bind.
-  for (let attempt = 1; ; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
-    const free = await new Promise((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-    if (attempt === 20) throw new Error('no free port found in 20000-31999 after 20 tries');
-  }
-}
+/** A TCP port free on 127.0.0.1 right now (below the ephemeral range: see deadPort). */
+export { deadPort as freePort } from '../e2e/helpers.mjs';
 
 /** Polls `fn` until it returns a truthy value; throws `message` after `timeout` ms. */
 export async function waitFor(fn, { timeout = 20_000, interval = 100, message = 'condition' } = {}) {
