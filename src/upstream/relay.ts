@@ -105,6 +105,8 @@ class Relay implements BodySink {
   private direct: Socket | null = null;
   /** A direct write was refused: the upstream waits for the socket's 'drain'. */
   private awaitingDrain = false;
+  /** The upstream is paused because the client has not read what it was sent. */
+  private pausedForClient = false;
 
   constructor(
     private readonly up: UpstreamResponse,
@@ -125,9 +127,12 @@ class Relay implements BodySink {
       // the head first, corked with what arrived with it: one packet, as res.write made it
       this.direct = socket;
       socket.cork();
-      res.flushHeaders();
-      this.up.body.read(this);
-      socket.uncork();
+      try {
+        res.flushHeaders();
+        this.up.body.read(this);
+      } finally {
+        socket.uncork();
+      }
       return;
     }
     // last: what arrived with the head is delivered at once, maybe the whole body
@@ -174,9 +179,13 @@ class Relay implements BodySink {
     this.lastWritten = chunk;
     const direct = this.direct;
     if (direct === null) {
-      if (!this.res.write(chunk)) this.up.body.pause();
+      if (!this.res.write(chunk)) {
+        this.pausedForClient = true;
+        this.up.body.pause();
+      }
     } else if (chunk.length > 0 && !direct.write(chunkFrame(chunk)) && !this.awaitingDrain) {
       this.awaitingDrain = true;
+      this.pausedForClient = true;
       direct.once('drain', this.onSocketDrain);
       this.up.body.pause();
     }
@@ -188,6 +197,7 @@ class Relay implements BodySink {
   };
 
   private readonly onDrain = (): void => {
+    this.pausedForClient = false;
     this.life.touch(); // a slow reader paused the upstream: that silence is not the upstream's
     this.up.body.resume();
   };
@@ -199,6 +209,10 @@ class Relay implements BodySink {
   private finish(outcome: RelayOutcome): void {
     if (this.settled) return;
     this.settled = true;
+    // TIMEOUT passed while the upstream waited for the client to read: the silence was the
+    // client's, and an error event would only queue behind what it does not read. It is
+    // dropped like a client that left (499), its connection closed now
+    if (outcome === 'idle_timeout' && this.pausedForClient) outcome = 'client_gone';
     const { res, up, opts, life } = this;
     res.off('drain', this.onDrain);
     if (this.awaitingDrain) this.direct?.off('drain', this.onSocketDrain);
@@ -210,6 +224,7 @@ class Relay implements BodySink {
       res.end();
     } else if (outcome === 'client_gone') {
       up.abort();
+      res.destroy(); // gone already, or stalled: either way nothing more is sent
     } else {
       up.abort();
       if (this.sse && !res.destroyed) {

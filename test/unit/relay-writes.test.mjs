@@ -27,16 +27,17 @@ async function relayed(upstream, requestLine = 'GET /v1/chat/completions HTTP/1.
   let onRelay;
   const started = new Promise((r) => (onRelay = r));
   const server = http.createServer((req, res) => {
-    const life = new Lifetime(new FakeClock());
+    const clock = new FakeClock();
+    const life = new Lifetime(clock);
     life.answerBegan(60_000);
-    onRelay({ result: relayResponse(upstream.up, res, { requestId: 'req-1', path: req.url, idleTimeoutMs: 60_000 }, life) });
+    onRelay({ clock, result: relayResponse(upstream.up, res, { requestId: 'req-1', path: req.url, idleTimeoutMs: 60_000 }, life) });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const client = net.connect(server.address().port, '127.0.0.1');
   client.write(`${requestLine}\r\nhost: x\r\n\r\n`);
-  const { result } = await started;
-  return { client, result, close: () => (client.destroy(), server.close()) };
+  const { clock, result } = await started;
+  return { client, clock, result, close: () => (client.destroy(), server.close()) };
 }
 
 /** Everything the client receives until the connection closes or `until` matches. */
@@ -122,6 +123,56 @@ test('a client that does not read: the upstream is paused, not buffered without 
     const body = wire.slice(wire.indexOf('\r\n\r\n') + 4);
     assert.equal(body.length, sent + (sent / event.length) * (event.length.toString(16).length + 4) + 5, 'every byte framed, none lost');
     assert.equal((await result).outcome, 'complete');
+  } finally {
+    close();
+  }
+});
+
+for (const http10 of [false, true]) {
+  test(`a client that stops reading past TIMEOUT is dropped as gone (499), not blamed on the upstream, and its connection closed${http10 ? ' (HTTP/1.0, res.write)' : ''}`, async () => {
+    const upstream = fakeUpstream();
+    const { client, clock, result, close } = await relayed(upstream, http10 ? 'GET /v1/chat/completions HTTP/1.0' : undefined);
+    try {
+      client.pause();
+      const event = Buffer.from(`data: ${'x'.repeat(64 * 1024)}\n\n`);
+      // a producer that sends whenever it may, until the client's buffers are full for good (a
+      // 'drain' may still come while the kernel takes what was queued: then it sends again)
+      const paused = () => upstream.flow.calls.at(-1) === 'pause';
+      for (let sent = 0, quiet = 0; quiet < 5; ) {
+        if (paused()) {
+          await new Promise((r) => setTimeout(r, 10));
+          quiet = paused() ? quiet + 1 : 0;
+          continue;
+        }
+        assert.ok(sent < 256 * 1024 * 1024, 'paused before 256 MiB were pushed');
+        upstream.body.data(event);
+        sent += event.length;
+        if (sent % (4 * 1024 * 1024) === 0) await new Promise((r) => setImmediate(r));
+      }
+      clock.advance(60_000); // TIMEOUT of silence, which is the client's: the upstream waits on it
+      const r = await result;
+      assert.equal(r.outcome, 'client_gone');
+      const wire = await received(client.resume());
+      assert.doesNotMatch(wire, /upstream sent nothing/, 'no error event blaming the upstream');
+      assert.doesNotMatch(wire, /\r\n0\r\n\r\n$/, 'no clean end either');
+    } finally {
+      close();
+    }
+  });
+}
+
+test('an upstream silent past TIMEOUT while the client reads: the error event names the upstream', async () => {
+  const upstream = fakeUpstream();
+  const { client, clock, result, close } = await relayed(upstream);
+  try {
+    const seen = received(client);
+    upstream.body.data(Buffer.from(ev(1)));
+    await new Promise((r) => setImmediate(r));
+    clock.advance(60_000);
+    assert.equal((await result).outcome, 'idle_timeout');
+    const wire = await seen;
+    assert.match(wire, /upstream sent nothing for 60000 ms/);
+    assert.match(wire, /"code":"upstream_timeout"/);
   } finally {
     close();
   }
