@@ -26,6 +26,9 @@ class Channels<F extends (...args: never[]) => void> {
   }
 }
 
+/** A message that could not be sent: its worker is gone, and its exit event follows. */
+const ignoreSendError = (): void => {};
+
 /** A worker's link to its primary over this process's IPC channel. */
 export function primaryLinkOverIpc(proc: NodeJS.Process = process): PrimaryLink {
   const channels = new Channels<(msg: ChannelMessage) => void>();
@@ -70,7 +73,10 @@ export function workersLinkOverCluster(cluster: Cluster): WorkersLink {
       const w = cluster.workers?.[workerId];
       if (w === undefined || w.isDead() || !w.isConnected()) return;
       try {
-        w.send(msg);
+        // with a callback, a write that fails (EPIPE: the worker died and its channel is not
+        // closed here yet) is handed to it instead of emitted as an 'error' nobody hears,
+        // which would crash the primary and every worker with it
+        w.send(msg, undefined, {}, ignoreSendError);
       } catch {
         // it exited meanwhile: its exit event follows
       }

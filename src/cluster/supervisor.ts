@@ -21,7 +21,7 @@ import type { Clock } from '../clock.js';
 import { backoffDelayMs } from '../resilience/backoff.js';
 
 export interface SupervisorEffects {
-  /** Starts a worker; returns its id. */
+  /** Starts a worker; returns its id. May throw (no memory, no processes left): that worker counts as one that died at once. */
   fork(): number;
   /** Asks worker `id` to drain as a single process does on SIGTERM. */
   drain(id: number): void;
@@ -79,7 +79,7 @@ export class Supervisor {
   }
 
   start(): void {
-    for (const slot of this.slots) this.fork(slot);
+    for (const slot of this.slots) if (this.phase === 'running') this.fork(slot); // a failed start stops the rest
   }
 
   /** The ids of the workers running now (started, not yet exited). */
@@ -91,14 +91,25 @@ export class Supervisor {
     return this.phase !== 'running';
   }
 
-  /** Worker `id` listens: the service is up, later failures are crashes to replace. */
+  /**
+   * Worker `id` listens: the service is up, later failures are crashes to replace. A worker
+   * that listens while the others drain was asked before it could hear (a drain message that
+   * reaches a worker still starting is lost): it is asked again.
+   */
   listening(id: number): void {
-    if (this.slotOf(id) !== undefined) this.everListened = true;
+    if (this.slotOf(id) === undefined) return;
+    this.everListened = true;
+    if (this.phase === 'draining') this.o.effects.drain(id);
   }
 
   exited(id: number, code: number | null, signal: string | null): void {
     const slot = this.slotOf(id);
     if (slot === undefined) return;
+    this.ended(slot, id, code, signal);
+  }
+
+  /** Slot `slot`'s worker `id` is gone (it exited, or could not be started: id null). */
+  private ended(slot: Slot, id: number | null, code: number | null, signal: string | null): void {
     slot.workerId = null;
     const clean = code === 0 && signal === null;
     const livedMs = Math.round(this.o.clock.now() - slot.startedAt);
@@ -173,7 +184,13 @@ export class Supervisor {
 
   private fork(slot: Slot): void {
     slot.startedAt = this.o.clock.now();
-    slot.workerId = this.o.effects.fork();
+    try {
+      slot.workerId = this.o.effects.fork();
+    } catch (err) {
+      // out of memory or processes: a worker that could not start is one that died at once
+      this.o.effects.log('ERROR', 'could not start a worker', { err: (err as Error).message });
+      this.ended(slot, null, 1, null);
+    }
   }
 
   private slotOf(id: number): Slot | undefined {

@@ -12,7 +12,7 @@ import { startFakeUpstream } from '../../scripts/fake-upstream.mjs';
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { startProxy, runProxy, request, json, logLines, waitFor, stats, sseEvents, MAIN } from './helpers.mjs';
+import { startProxy, runProxy, request, json, logLines, waitFor, stats, sseEvents, deadPort, MAIN } from './helpers.mjs';
 
 /** Runs the proxy until it exits by itself (killed after 30 s): { code, stdout, stderr }. */
 function runToExit(env) {
@@ -254,6 +254,26 @@ test('WORKERS=2: a client limit holds across the workers (the rate once, not twi
     assert.deepEqual([...refusedBy].sort(), [1, 2], 'both workers refused: each saw the bucket the other spent');
   } finally {
     await proxy.stop();
+    await fake.close();
+  }
+});
+
+test('WORKERS=2: both workers killed at once: the primary lives on with none (nothing else holds it), replaces both, and answers again', async () => {
+  const fake = await startFakeUpstream();
+  // a fixed port: with none of its workers left the primary closes the shared socket, and
+  // PORT=0 would give the replacements a new one (a real PORT is listened on again)
+  const proxy = await twoWorkers({ UPSTREAM_URL: fake.url, PORT: String(await deadPort()) });
+  try {
+    const pids = stdoutLines(proxy).filter((l) => l.msg === 'worker started').map((l) => l.pid);
+    assert.equal(pids.length, 2);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    const back = await waitFor(() => new Set(stdoutLines(proxy).filter((l) => l.msg === 'listening' && l.worker > 2).map((l) => l.worker)).size === 2, 10_000);
+    assert.ok(back, `two replacements listening:\n${proxy.stdout()}`);
+    assert.equal(proxy.proc.exitCode, null, 'the primary is still running');
+    const answers = await chats(proxy.url, 4);
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200]);
+  } finally {
+    assert.equal((await proxy.stop()).code, 0);
     await fake.close();
   }
 });

@@ -7,7 +7,7 @@ import { FakeClock } from './orchestration-fakes.mjs';
 
 const RESTART = { baseMs: 100, maxMs: 1600, stableMs: 10_000 };
 
-function harness({ workers = 2, drainTimeoutMs = 5000, listen = true } = {}) {
+function harness({ workers = 2, drainTimeoutMs = 5000, listen = true, forkFails = () => false } = {}) {
   const clock = new FakeClock();
   const effects = [];
   const logged = [];
@@ -19,6 +19,10 @@ function harness({ workers = 2, drainTimeoutMs = 5000, listen = true } = {}) {
     drainTimeoutMs,
     effects: {
       fork: () => {
+        if (forkFails()) {
+          effects.push('fork failed');
+          throw Object.assign(new Error('spawn EAGAIN'), { code: 'EAGAIN' });
+        }
         const id = nextId++;
         effects.push(`fork ${id}`);
         return id;
@@ -178,4 +182,41 @@ test('an exit of an unknown worker id is ignored', () => {
   h.sup.exited(99, 1, null);
   assert.deepEqual(h.take(), []);
   assert.deepEqual(h.sup.alive(), [1, 2]);
+});
+
+test('a fork that throws (no memory, no processes) is a worker that died at once: its slot backs off and tries again', () => {
+  let fail = false;
+  const h = harness({ forkFails: () => fail });
+  h.take();
+  h.clock.advance(60_000);
+  fail = true;
+  h.sup.exited(1, null, 'SIGKILL');
+  h.clock.advance(100);
+  assert.deepEqual(h.take(), ['fork failed'], 'the replacement could not start');
+  assert.deepEqual(h.sup.alive(), [2]);
+  assert.ok(h.logs().some((l) => l.level === 'ERROR' && l.msg === 'could not start a worker' && l.fields.err === 'spawn EAGAIN'));
+  h.clock.advance(199);
+  assert.deepEqual(h.take(), [], 'a quick death: the next try waits 200 ms');
+  fail = false;
+  h.clock.advance(1);
+  assert.deepEqual(h.take(), ['fork 3']);
+  assert.deepEqual(h.sup.alive(), [3, 2]);
+});
+
+test('a fork that throws before the service is up stops the start, exits 1, and forks no more', () => {
+  const h = harness({ workers: 3, listen: false, forkFails: () => true });
+  assert.deepEqual(h.actions(), ['fork failed', 'exit 1']);
+});
+
+test('a worker that listens only after the drain began is asked to drain then (it could not hear the first ask)', () => {
+  const h = harness({ listen: false });
+  h.sup.listening(1);
+  h.take();
+  h.sup.stopSignal('SIGTERM');
+  assert.deepEqual(h.take(), ['drain 1', 'drain 2']);
+  h.sup.listening(2); // worker 2 was still starting: the first drain was lost on it
+  assert.deepEqual(h.take(), ['drain 2']);
+  h.sup.exited(1, 0, null);
+  h.sup.exited(2, 0, null);
+  assert.deepEqual(h.take(), ['exit 0']);
 });
