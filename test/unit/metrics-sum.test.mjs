@@ -94,6 +94,12 @@ test('a worker that did not answer shows its last counters but not its gauges', 
   assert.match(text, /process_resident_memory_bytes\{worker="2"\} 8/);
 });
 
+test('a worker whose part could not be made (sent as null) is shown from its last answer', () => {
+  const sum = new MetricsSum();
+  sum.render(new Map([[1, snap(worker({ requests: 5 }))]]), [], []);
+  assert.equal(value(sum.render(new Map([[1, null]]), [], [])), 5);
+});
+
 test('the primary\'s own families are added as the source "primary"', () => {
   const own = new Registry();
   own.gauge('openai_proxy_workers', 'Workers.').set(2);
@@ -103,3 +109,98 @@ test('the primary\'s own families are added as the source "primary"', () => {
   assert.match(text, /^process_resident_memory_bytes\{worker="primary"\} 11$/m);
   assert.match(text, /^process_resident_memory_bytes\{worker="1"\} 5$/m);
 });
+
+// --- the sum over a real scrape round: the collector and MetricsSum wired as primary.ts wires them
+import { memoryCluster } from './memory-link.mjs';
+import { FakeClock } from './orchestration-fakes.mjs';
+import { ScrapeClient, ScrapeCollector } from '../../dist/cluster/scrape.js';
+
+const TOTAL = 'openai_proxy_requests_total';
+const countsOf = (n) => {
+  const r = new Registry();
+  r.counter(TOTAL, 'Requests.').inc(n);
+  return snap(r);
+};
+const totalOf = (text) => Number(/^openai_proxy_requests_total (\S+)$/m.exec(text)?.[1] ?? 0);
+const valueIn = (families) => families.find((f) => f.name === TOTAL)?.series[0]?.value ?? 0;
+
+/**
+ * A primary with MetricsSum behind a ScrapeCollector and workers over memoryCluster. A
+ * worker goes in two steps, as under node:cluster: `exit` (the collector stops waiting for
+ * it) then `gone` (exited and disconnected: primary.ts's goneIfBoth calls MetricsSum.exited
+ * and drops it from the targets).
+ */
+function summedCluster(ids) {
+  const cl = memoryCluster();
+  const clock = new FakeClock();
+  const sum = new MetricsSum();
+  const targets = new Set();
+  const renders = [];
+  const onRender = [];
+  new ScrapeCollector(cl.primary, clock, 1000, () => [...targets], {
+    metrics: (parts, missing) => {
+      const text = sum.render(parts, missing, []);
+      renders.push(totalOf(text));
+      for (const fn of onRender) fn(parts);
+      return text;
+    },
+  });
+  const counts = new Map();
+  const clients = new Map();
+  const join = (id) => {
+    counts.set(id, 0);
+    clients.set(id, new ScrapeClient(cl.worker(id), clock, 1500, { metrics: () => countsOf(counts.get(id)) }));
+    targets.add(id);
+  };
+  for (const id of ids) join(id);
+  return {
+    cl, clock, sum, counts, clients, renders, onRender, join,
+    exit: (id) => { clients.delete(id); cl.exit(id); },
+    gone: (id) => { targets.delete(id); sum.exited(id); },
+  };
+}
+
+test('a worker that answers a round and is gone before it completes is counted once, and the sum never goes down', async () => {
+  const c = summedCluster([1, 2]);
+  c.counts.set(1, 10).set(2, 5);
+  let p = c.clients.get(2).ask('metrics');
+  await c.cl.settle();
+  assert.equal(totalOf(await p), 15);
+  c.counts.set(1, 12).set(2, 6);
+  p = c.clients.get(2).ask('metrics');
+  c.cl.deliver(); // the ask reaches the primary, which sends both collects
+  c.cl.deliver(); // both collects reach the workers, whose parts are queued
+  const held = c.cl.take((e) => e.from === 2); // worker 2 is slow
+  c.cl.deliver(); // worker 1's part (12) reaches the primary
+  c.exit(1);
+  c.gone(1); // retired with 10, its last rendered answer: the 12 of this round must not be added too
+  c.cl.deliverTaken(held);
+  await c.cl.settle();
+  assert.equal(totalOf(await p), 16, '10 retired + 6');
+  c.counts.set(2, 7);
+  p = c.clients.get(2).ask('metrics');
+  await c.cl.settle();
+  assert.equal(totalOf(await p), 17);
+  assert.deepEqual(c.renders, [15, 16, 17]);
+});
+
+test('a worker that exits before answering keeps its last counts in the scrape that was waiting for it', async () => {
+  const c = summedCluster([1, 2]);
+  c.counts.set(1, 10).set(2, 5);
+  let p = c.clients.get(2).ask('metrics');
+  await c.cl.settle();
+  assert.equal(totalOf(await p), 15);
+  c.counts.set(2, 6);
+  p = c.clients.get(2).ask('metrics');
+  c.cl.deliver(); // the ask
+  c.cl.deliver(); // the collects: worker 1's part is queued
+  c.cl.take((e) => e.from === 1); // and lost: worker 1 dies
+  c.exit(1); // the round stops waiting for it and completes; primary.ts has not called exited yet
+  await c.cl.settle();
+  assert.equal(totalOf(await p), 16, 'worker 1 shown with its last 10');
+  c.gone(1);
+  p = c.clients.get(2).ask('metrics');
+  await c.cl.settle();
+  assert.equal(totalOf(await p), 16);
+});
+
