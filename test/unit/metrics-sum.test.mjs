@@ -1,6 +1,8 @@
 // Summing workers' registries: snapshots as plain data, counters and histograms added,
 // gauges summed or kept apart per worker, dead workers' counts kept, a worker that did not
 // answer shown with its last counters and counted. Asserts on rendered exposition lines.
+// The last tests wire MetricsSum behind a real ScrapeCollector, as primary.ts does, and move
+// workers' exits through the rounds: the summed counter must never go down.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from '../../dist/metrics/registry.js';
@@ -114,6 +116,7 @@ test('the primary\'s own families are added as the source "primary"', () => {
 import { memoryCluster } from './memory-link.mjs';
 import { FakeClock } from './orchestration-fakes.mjs';
 import { ScrapeClient, ScrapeCollector } from '../../dist/cluster/scrape.js';
+import { prng } from './prng.mjs';
 
 const TOTAL = 'openai_proxy_requests_total';
 const countsOf = (n) => {
@@ -204,3 +207,70 @@ test('a worker that exits before answering keeps its last counts in the scrape t
   assert.equal(totalOf(await p), 16);
 });
 
+test('property: over random interleavings of counts, asks, deliveries, exits and timeouts the summed counter never goes down, never counts twice, and is exact once all answer', async () => {
+  for (let seed = 1; seed <= 150; seed++) {
+    const rnd = prng(seed);
+    const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
+    const c = summedCluster([1, 2, 3]);
+    let nextId = 4;
+    const exiting = new Set(); // exited, not yet gone
+    const retired = new Set(); // gone: MetricsSum.exited called
+    const seen = new Map(); // each worker's value in the last render before it was gone
+    c.onRender.push((parts) => {
+      for (const [id, families] of parts) if (!retired.has(id)) seen.set(id, valueIn(families));
+    });
+    const asks = [];
+    for (let step = 0; step < 200; step++) {
+      const live = [...c.clients.keys()];
+      const r = rnd();
+      if (r < 0.25 && live.length > 0) {
+        const id = pick(live);
+        c.counts.set(id, c.counts.get(id) + 1 + Math.floor(rnd() * 5));
+      } else if (r < 0.4 && live.length > 0) {
+        asks.push(c.clients.get(pick(live)).ask('metrics').catch(() => null));
+      } else if (r < 0.75 && c.cl.queue.length > 0) {
+        // one message, the first between a random pair: IPC keeps each channel's order, not the order across workers
+        const { from, to } = pick(c.cl.queue);
+        const i = c.cl.queue.findIndex((e) => e.from === from && e.to === to);
+        c.cl.deliverTaken(c.cl.queue.splice(i, 1));
+      } else if (r < 0.82 && live.length > 1) {
+        const id = pick(live);
+        c.exit(id);
+        exiting.add(id);
+      } else if (r < 0.9 && exiting.size > 0) {
+        const id = pick([...exiting]);
+        exiting.delete(id);
+        retired.add(id);
+        c.gone(id);
+      } else if (r < 0.94) {
+        c.join(nextId++);
+      } else {
+        c.clock.advance(Math.floor(rnd() * 1200));
+      }
+      await flushAll();
+    }
+    for (const id of exiting) {
+      retired.add(id);
+      c.gone(id);
+    }
+    await c.cl.settle();
+    c.clock.advance(5000);
+    await c.cl.settle();
+    await Promise.all(asks);
+    const asker = [...c.clients.keys()][0];
+    const last = c.clients.get(asker).ask('metrics');
+    await c.cl.settle();
+    const final = totalOf(await last);
+
+    const where = `seed ${seed}, renders ${c.renders.join(' ')}`;
+    for (let i = 1; i < c.renders.length; i++) assert.ok(c.renders[i] >= c.renders[i - 1], `went down at render ${i}: ${where}`);
+    const everything = [...c.counts.values()].reduce((a, b) => a + b, 0);
+    for (const v of c.renders) assert.ok(v <= everything, `more than was ever counted (${v} > ${everything}): ${where}`);
+    let exact = 0;
+    for (const id of c.clients.keys()) exact += c.counts.get(id);
+    for (const id of retired) exact += seen.get(id) ?? 0;
+    assert.equal(final, exact, `live counts + each dead worker's last rendered answer: ${where}`);
+  }
+});
+
+const flushAll = () => new Promise((resolve) => setImmediate(resolve));
