@@ -11,6 +11,15 @@
  * until `timeoutMs` on its clock; a worker that does not answer by then is left out and
  * named in `missing`, and the merge decides what to say about it. W waits for the answer a
  * little longer than that, then gives up (its caller answers 503).
+ *
+ * Coalescing: one round per kind is open at a time. An ask of a kind whose round is open
+ * joins it and gets the same answer, merged once: a fan-out to every worker and a merge on
+ * the primary (milliseconds of the primary's CPU with a few workers) per round, not per
+ * scrape, so scrapes that arrive together cost one. The joiner sees the counts as of that
+ * round's collects, sent at most `timeoutMs` before (in practice a few ms). There is no
+ * cache of a finished round: an ask after a round has answered starts a new one, so a
+ * client that made a request and then scrapes sees it counted. One round per kind also
+ * means a worker's parts are merged in the order it made them (MetricsSum relies on it).
  */
 import type { Clock } from '../clock.js';
 import type { PrimaryLink, WorkersLink } from './link.js';
@@ -21,18 +30,25 @@ export const SCRAPE_CHANNEL = 'scrape';
 export type MergeParts = (parts: ReadonlyMap<number, unknown>, missing: readonly number[]) => unknown;
 
 interface Round {
-  readonly from: number;
-  readonly ask: number;
+  /** Who asked (the first, and those who joined): each gets the answer. */
+  readonly askers: { readonly from: number; readonly ask: number }[];
   readonly kind: string;
   readonly waiting: Set<number>;
   readonly parts: Map<number, unknown>;
   readonly cancel: () => void;
 }
 
-/** The primary's side: collects a part from each worker and answers the one that asked. */
+/** The primary's side: collects a part from each worker and answers those that asked. */
 export class ScrapeCollector {
   private nextRound = 1;
   private readonly rounds = new Map<number, Round>();
+  /** The open round of each kind. */
+  private readonly openByKind = new Map<string, number>();
+  /**
+   * Workers whose exit came: `targets` may still name one until it has also disconnected,
+   * and a round would wait its whole timeout for it. node:cluster never reuses an id.
+   */
+  private readonly exited = new Set<number>();
 
   constructor(
     private readonly link: WorkersLink,
@@ -47,6 +63,7 @@ export class ScrapeCollector {
       else if (msg['op'] === 'part' && typeof msg['round'] === 'number') this.part(from, msg['round'], msg['data']);
     });
     link.onExit((id) => {
+      this.exited.add(id);
       for (const [n, r] of this.rounds) if (r.waiting.delete(id)) this.doneIfComplete(n, r);
     });
   }
@@ -61,12 +78,25 @@ export class ScrapeCollector {
       this.link.sendTo(from, { ch: SCRAPE_CHANNEL, op: 'answer', ask, error: `unknown kind ${kind}` });
       return;
     }
+    const open = this.openByKind.get(kind);
+    const joined = open === undefined ? undefined : this.rounds.get(open);
+    if (open !== undefined && joined !== undefined) {
+      joined.askers.push({ from, ask });
+      if (!joined.waiting.has(from) && !joined.parts.has(from) && !this.exited.has(from)) this.collect(open, joined, from);
+      return;
+    }
     const n = this.nextRound++;
-    const waiting = new Set(this.targets());
-    waiting.add(from); // it asked, so it can answer, even if its listening event is not in yet
-    const round: Round = { from, ask, kind, waiting, parts: new Map(), cancel: this.clock.timer(this.timeoutMs, () => this.finish(n)) };
+    const waiting = new Set<number>();
+    const round: Round = { askers: [{ from, ask }], kind, waiting, parts: new Map(), cancel: this.clock.timer(this.timeoutMs, () => this.finish(n)) };
     this.rounds.set(n, round);
-    for (const id of waiting) this.link.sendTo(id, { ch: SCRAPE_CHANNEL, op: 'collect', round: n, kind });
+    this.openByKind.set(kind, n);
+    // the asker can answer, even if its listening event is not in yet
+    for (const id of new Set([...this.targets(), from])) if (!this.exited.has(id)) this.collect(n, round, id);
+  }
+
+  private collect(n: number, r: Round, id: number): void {
+    r.waiting.add(id);
+    this.link.sendTo(id, { ch: SCRAPE_CHANNEL, op: 'collect', round: n, kind: r.kind });
   }
 
   private part(from: number, n: number, data: unknown): void {
@@ -84,6 +114,7 @@ export class ScrapeCollector {
     const r = this.rounds.get(n);
     if (r === undefined) return;
     this.rounds.delete(n);
+    if (this.openByKind.get(r.kind) === n) this.openByKind.delete(r.kind);
     r.cancel();
     let answer: Record<string, unknown>;
     try {
@@ -91,7 +122,7 @@ export class ScrapeCollector {
     } catch (err) {
       answer = { error: (err as Error).message };
     }
-    this.link.sendTo(r.from, { ch: SCRAPE_CHANNEL, op: 'answer', ask: r.ask, ...answer });
+    for (const { from, ask } of r.askers) this.link.sendTo(from, { ch: SCRAPE_CHANNEL, op: 'answer', ask, ...answer });
   }
 }
 
