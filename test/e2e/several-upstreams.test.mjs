@@ -73,7 +73,7 @@ test('a slow replica gets fewer requests (fewest in flight, by two random choice
   try {
     const results = await load(proxy.url, 120, 6);
     assert.ok(results.every((r) => r.status === 200));
-    const t = tally(results);
+    const t = { slow: 0, ...tally(results) }; // the slow one may get none at all
     assert.ok(t.slow < t.fast1 && t.slow < t.fast2, `the slow one got less: ${JSON.stringify(t)}`);
     assert.ok(t.slow < 120 / 3 * 0.6, `well under its equal share: ${JSON.stringify(t)}`);
   } finally {
