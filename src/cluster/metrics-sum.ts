@@ -48,11 +48,10 @@ export class MetricsSum {
    * One scrape's text.
    *
    * @param answers the snapshots of the workers that answered, by worker id.
-   * @param _missing the workers that did not answer in time: not needed, every worker with a
-   *   last answer that is not in `answers` is shown from it (see above).
+   *   A worker that did not answer in time is shown from its last answer (see above).
    * @param own the primary's own families (its process, the worker count).
    */
-  render(answers: ReadonlyMap<number, readonly FamilySnapshot[] | null>, _missing: readonly number[], own: readonly FamilySnapshot[]): string {
+  render(answers: ReadonlyMap<number, readonly FamilySnapshot[] | null>, own: readonly FamilySnapshot[]): string {
     const parts: SnapshotPart[] = [{ source: 'primary', families: own }];
     const fresh = new Set<number>();
     for (const [id, families] of answers) {

@@ -94,7 +94,7 @@ export function runPrimary(config: Config, workers: number, version: string): vo
   new ScrapeCollector(link, clock, SCRAPE_TIMEOUT_MS, () => sup.alive().filter((id) => listening.has(id)), {
     metrics: (parts, missing) => {
       if (missing.length > 0) logger.warn('workers did not answer the metrics scrape in time', { workers: missing });
-      return metricsSum.render(parts as ReadonlyMap<number, FamilySnapshot[]>, missing, ownSnapshot(missing.length));
+      return metricsSum.render(parts as ReadonlyMap<number, FamilySnapshot[]>, ownSnapshot(missing.length));
     },
     stats: (parts, missing) => {
       const answered = [...parts.keys()].sort((a, b) => a - b);

@@ -14,14 +14,13 @@ import { formatDuration } from '../http/duration.js';
 import type { BucketView, LimitReason, LimitStore, LimitTicket } from '../resilience/limit-store.js';
 import type { ApiKeys } from '../security/api-keys.js';
 import type { ClientPolicies } from './client-policies.js';
+import type { RateHeaders } from './outcomes.js';
 
 export interface AdmissionParts {
   readonly apiKeys: () => ApiKeys | null;
   readonly limits: LimitStore;
   readonly policies: ClientPolicies;
 }
-
-export type RateHeaders = Record<string, string> | undefined;
 
 export type Admission =
   | { readonly ok: true; readonly keysOn: boolean; readonly keyId: string | null; readonly client: LimitTicket; readonly rateHeaders: RateHeaders }

@@ -76,12 +76,12 @@ const value = (text) => Number(lines(text).find((l) => l.startsWith(SERIES)).spl
 test('a worker that exits keeps its last counts in every later sum: the total never goes down', () => {
   const sum = new MetricsSum();
   const own = snap(new Registry());
-  assert.equal(value(sum.render(new Map([[1, snap(worker({ requests: 5 }))], [2, snap(worker({ requests: 3 }))]]), [], own)), 8);
+  assert.equal(value(sum.render(new Map([[1, snap(worker({ requests: 5 }))], [2, snap(worker({ requests: 3 }))]]), own)), 8);
   sum.exited(1);
-  assert.equal(value(sum.render(new Map([[2, snap(worker({ requests: 4 }))], [3, snap(worker({ requests: 1 }))]]), [], own)), 10, '5 retired + 4 + 1');
+  assert.equal(value(sum.render(new Map([[2, snap(worker({ requests: 4 }))], [3, snap(worker({ requests: 1 }))]]), own)), 10, '5 retired + 4 + 1');
   sum.exited(2);
   sum.exited(3);
-  const text = sum.render(new Map([[4, snap(worker({ requests: 0, inFlight: 1 }))]]), [], own);
+  const text = sum.render(new Map([[4, snap(worker({ requests: 0, inFlight: 1 }))]]), own);
   assert.equal(value(text), 10);
   assert.match(text, /^openai_proxy_in_flight_requests 1$/m, 'gauges of the dead are not kept');
   assert.doesNotMatch(text, /worker="1"/);
@@ -89,8 +89,8 @@ test('a worker that exits keeps its last counts in every later sum: the total ne
 
 test('a worker that did not answer shows its last counters but not its gauges', () => {
   const sum = new MetricsSum();
-  sum.render(new Map([[1, snap(worker({ requests: 5, rss: 9 }))], [2, snap(worker({ requests: 3 }))]]), [], []);
-  const text = sum.render(new Map([[2, snap(worker({ requests: 4, rss: 8 }))]]), [1], []);
+  sum.render(new Map([[1, snap(worker({ requests: 5, rss: 9 }))], [2, snap(worker({ requests: 3 }))]]), []);
+  const text = sum.render(new Map([[2, snap(worker({ requests: 4, rss: 8 }))]]), []);
   assert.equal(value(text), 9);
   assert.doesNotMatch(text, /process_resident_memory_bytes\{worker="1"\}/);
   assert.match(text, /process_resident_memory_bytes\{worker="2"\} 8/);
@@ -98,15 +98,15 @@ test('a worker that did not answer shows its last counters but not its gauges', 
 
 test('a worker whose part could not be made (sent as null) is shown from its last answer', () => {
   const sum = new MetricsSum();
-  sum.render(new Map([[1, snap(worker({ requests: 5 }))]]), [], []);
-  assert.equal(value(sum.render(new Map([[1, null]]), [], [])), 5);
+  sum.render(new Map([[1, snap(worker({ requests: 5 }))]]), []);
+  assert.equal(value(sum.render(new Map([[1, null]]), [])), 5);
 });
 
 test('the primary\'s own families are added as the source "primary"', () => {
   const own = new Registry();
   own.gauge('openai_proxy_workers', 'Workers.').set(2);
   own.gauge('process_resident_memory_bytes', 'RSS.').set(11);
-  const text = new MetricsSum().render(new Map([[1, snap(worker({ rss: 5 }))]]), [], snap(own));
+  const text = new MetricsSum().render(new Map([[1, snap(worker({ rss: 5 }))]]), snap(own));
   assert.match(text, /^openai_proxy_workers 2$/m);
   assert.match(text, /^process_resident_memory_bytes\{worker="primary"\} 11$/m);
   assert.match(text, /^process_resident_memory_bytes\{worker="1"\} 5$/m);
@@ -141,8 +141,8 @@ function summedCluster(ids) {
   const renders = [];
   const onRender = [];
   new ScrapeCollector(cl.primary, clock, 1000, () => [...targets], {
-    metrics: (parts, missing) => {
-      const text = sum.render(parts, missing, []);
+    metrics: (parts) => {
+      const text = sum.render(parts, []);
       renders.push(totalOf(text));
       for (const fn of onRender) fn(parts);
       return text;
